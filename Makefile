@@ -1,0 +1,46 @@
+# face-enrollment: the two commands are `make demo` and `make test`; both set everything up first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CHECKOV_VENV := .venv-checkov
+DEMO_PHOTOS := .local/demo-photos
+
+.PHONY: setup demo test up check bench clean lint typecheck
+
+setup: $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed $(DEMO_PHOTOS)/.fetched
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+# checkov pins its own dependencies, which would fight the app's: it gets a virtualenv of its own.
+$(CHECKOV_VENV)/.installed: requirements-infra.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-infra.txt
+	touch $@
+
+# The demo's photos: the sample images in face_recognition 1.3.0's source distribution (never committed).
+$(DEMO_PHOTOS)/.fetched: $(VENV)/.installed
+	$(PY) scripts/fetch_demo_photos.py --dest $(DEMO_PHOTOS)
+	touch $@
+
+up: setup
+	$(PY) -m local.stack
+
+demo: setup
+	$(PY) -m local.demo --photos $(DEMO_PHOTOS)
+
+test: setup
+	scripts/check.sh
+
+bench: setup
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) $(CHECKOV_VENV) node_modules .local .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,48 @@
+"""Sends through Azure Service Bus with the app's managed identity. Implements MessagePublisherPort."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from shared.ports import OutgoingMessage
+
+
+class ServiceBusPublisher:
+    def __init__(self, *, fully_qualified_namespace: str, credential: Any) -> None:
+        self._namespace = fully_qualified_namespace
+        self._credential = credential
+        self._client: Any = None
+
+    def _service(self) -> Any:
+        if self._client is None:
+            # Imported here: the SDK (and its AMQP stack) costs import time on every cold start.
+            from azure.servicebus import ServiceBusClient
+
+            self._client = ServiceBusClient(self._namespace, credential=self._credential)
+        return self._client
+
+    def send(self, destination: str, messages: Sequence[OutgoingMessage]) -> None:
+        if not messages:
+            return
+        from azure.servicebus import ServiceBusMessage
+
+        # A queue and a topic share one namespace of entity names, and the sender for a topic
+        # is a topic sender; the app knows which destinations are topics by name.
+        sender = self._service().get_queue_sender(destination)
+        with sender:
+            for message in messages:
+                sb_message = ServiceBusMessage(
+                    message.body,
+                    message_id=message.message_id,
+                    content_type=message.content_type,
+                    subject=message.subject,
+                    application_properties=dict(message.application_properties) or None,
+                    scheduled_enqueue_time_utc=message.scheduled_enqueue_time,
+                )
+                sender.send_messages(sb_message)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None

@@ -1,0 +1,82 @@
+"""The exception hierarchy of face-enrollment. Adapters translate SDK and HTTP errors into these."""
+
+from __future__ import annotations
+
+
+class FaceEnrollmentError(Exception):
+    """Base of every error this application raises on purpose."""
+
+
+# --- Face service -----------------------------------------------------------------------------
+class FaceError(FaceEnrollmentError):
+    """An error answered by the Face service (or raised on its behalf)."""
+
+    def __init__(self, message: str, *, code: str = "", status: int = 0, request_id: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.status = status
+        self.request_id = request_id
+
+
+class FaceTransientError(FaceError):
+    """429, 5xx or a network failure that outlived the retries."""
+
+
+class FaceRateLimited(FaceTransientError):
+    """429: the resource's call rate was exceeded."""
+
+
+class FaceAuthError(FaceError):
+    """401/403: the credential was refused (or Limited Access is missing)."""
+
+
+class FaceBadRequest(FaceError):
+    """400 BadArgument and friends: the request itself is wrong."""
+
+
+class FaceInvalidImage(FaceBadRequest):
+    """400 InvalidImage / InvalidImageSize: no face, more than one face, undecodable, too small or large."""
+
+
+class FaceNotFound(FaceError):
+    """404-style errors."""
+
+
+class LargePersonGroupNotFound(FaceNotFound):
+    pass
+
+
+class PersonNotFound(FaceNotFound):
+    pass
+
+
+class PersistedFaceNotFound(FaceNotFound):
+    pass
+
+
+class LargePersonGroupNotTrained(FaceError):
+    pass
+
+
+class FaceConflict(FaceError):
+    """409-style errors."""
+
+
+class LargePersonGroupExists(FaceConflict):
+    pass
+
+
+class LargePersonGroupTrainingNotFinished(FaceConflict):
+    pass
+
+
+class FaceIncompatibleModel(FaceBadRequest):
+    """The faces were detected with a recognition model other than the group's."""
+
+
+class FaceConcurrentOperationConflict(FaceConflict, FaceTransientError):
+    """409 ConcurrentOperationConflict: another operation holds the resource; transient (retried)."""
+
+
+class FaceQuotaExceeded(FaceError):
+    """403 QuotaExceeded: group, person or persisted-face count limit reached (not an auth problem)."""

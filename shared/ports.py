@@ -1,0 +1,102 @@
+"""Every port the services depend on, in one place. Adapters (shared/adapters) implement them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+
+# --- Face -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FaceRectangle:
+    top: int
+    left: int
+    width: int
+    height: int
+
+    @property
+    def area(self) -> int:
+        return self.width * self.height
+
+
+@dataclass(frozen=True)
+class DetectedFace:
+    """One face from detect. ``attributes`` is the service's ``faceAttributes`` object as sent."""
+
+    face_id: str | None
+    rectangle: FaceRectangle
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    recognition_model: str | None = None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    person_id: str
+    confidence: float
+
+
+@dataclass(frozen=True)
+class Identification:
+    face_id: str
+    candidates: tuple[Candidate, ...]
+
+
+@dataclass(frozen=True)
+class TrainingStatus:
+    status: str  # notStarted | running | succeeded | failed
+    created: str | None = None
+    last_action: str | None = None
+    last_successful: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class PersonRecord:
+    person_id: str
+    name: str
+    user_data: str | None
+    persisted_face_ids: tuple[str, ...]
+
+
+class FacePort(Protocol):
+    """The LargePersonGroup subset of the Face REST API the app uses. IDs are opaque strings."""
+
+    def create_group(self, group_id: str, *, name: str, recognition_model: str, user_data: str | None = None) -> None: ...
+    def get_group(self, group_id: str) -> Mapping[str, Any]: ...
+    def list_groups(self, *, start: str | None = None, top: int = 1000) -> list[Mapping[str, Any]]: ...
+    def delete_group(self, group_id: str) -> None: ...
+    def create_person(self, group_id: str, *, name: str, user_data: str | None = None) -> str: ...
+    def get_person(self, group_id: str, person_id: str) -> PersonRecord: ...
+    def list_persons(self, group_id: str, *, start: str | None = None, top: int = 1000) -> list[PersonRecord]: ...
+    def iter_persons(self, group_id: str) -> Iterator[PersonRecord]: ...
+    def update_person(self, group_id: str, person_id: str, *, name: str | None = None, user_data: str | None = None) -> None: ...
+    def delete_person(self, group_id: str, person_id: str) -> None: ...
+    def add_face(self, group_id: str, person_id: str, image: bytes, *, user_data: str | None = None,
+                 target_face: FaceRectangle | None = None) -> str: ...
+    def delete_face(self, group_id: str, person_id: str, persisted_face_id: str) -> None: ...
+    def train(self, group_id: str) -> None: ...
+    def training_status(self, group_id: str) -> TrainingStatus: ...
+    def detect(self, image: bytes, *, return_face_id: bool = True, attributes: Sequence[str] = (),
+               recognition_model: str | None = None) -> list[DetectedFace]: ...
+    def identify(self, group_id: str, face_ids: Sequence[str], *, max_candidates: int = 1,
+                 confidence_threshold: float | None = None) -> list[Identification]: ...
+    def verify(self, group_id: str, face_id: str, person_id: str) -> tuple[bool, float]: ...
+
+
+# --- Messaging --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OutgoingMessage:
+    body: bytes
+    message_id: str
+    content_type: str = "application/json"
+    application_properties: Mapping[str, str | int | float | bool] = field(default_factory=dict)
+    scheduled_enqueue_time: datetime | None = None
+    subject: str | None = None
+
+
+class MessagePublisherPort(Protocol):
+    """Sends to a Service Bus queue or topic (or the local stand-in with the same semantics)."""
+
+    def send(self, destination: str, messages: Sequence[OutgoingMessage]) -> None: ...

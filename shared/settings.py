@@ -1,0 +1,241 @@
+"""One immutable settings object, read from the app settings (environment variables).
+
+Every setting the code reads is declared once in ``SETTINGS`` with its default and meaning.
+The README's configuration table, the Bicep app settings and ``local.settings.example.json``
+are checked against this list by tests, so a setting cannot exist in one place only.
+
+``where`` says who sets it:
+- ``azure``: set by infra/ in Azure (and may have a local default);
+- ``local``: only meaningful on the local stack (Azurite, emulator keys); never set in Azure;
+- ``both``: tunables with a sensible default that infra/ sets explicitly too.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+Where = Literal["azure", "local", "both"]
+
+# The storage emulator's well-known development account. Its key is published in Microsoft's
+# documentation and only opens Azurite on loopback; it is not a secret.
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+
+def azurite_connection_string(*, host: str = "127.0.0.1", blob: int = 10000, queue: int = 10001, table: int = 10002) -> str:
+    return (
+        f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+        f"BlobEndpoint=http://{host}:{blob}/{AZURITE_ACCOUNT};"
+        f"QueueEndpoint=http://{host}:{queue}/{AZURITE_ACCOUNT};"
+        f"TableEndpoint=http://{host}:{table}/{AZURITE_ACCOUNT};"
+    )
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    name: str
+    default: str | None
+    where: Where
+    meaning: str
+
+
+SETTINGS: tuple[SettingSpec, ...] = (
+    # --- connections (identity-based in Azure, Azurite / emulator locally) ---
+    SettingSpec("PhotoStorage", None, "local",
+                "Connection string of the photo storage account (Azurite locally). In Azure the identity-based "
+                "`PhotoStorage__*` settings are used instead."),
+    SettingSpec("PhotoStorage__blobServiceUri", None, "azure", "Blob endpoint of the photo storage account (managed identity)."),
+    SettingSpec("PhotoStorage__queueServiceUri", None, "azure", "Queue endpoint of the photo storage account (managed identity)."),
+    SettingSpec("PhotoStorage__tableServiceUri", None, "azure", "Table endpoint of the photo storage account (managed identity)."),
+    SettingSpec("PhotoStorage__credential", None, "azure", "`managedidentity` in Azure."),
+    SettingSpec("PhotoStorage__clientId", None, "azure", "Client id of the user-assigned identity used for storage."),
+    SettingSpec("ServiceBusConnection__fullyQualifiedNamespace", None, "azure",
+                "Service Bus namespace host name, e.g. `sb-xyz.servicebus.windows.net` (managed identity)."),
+    SettingSpec("ServiceBusConnection__credential", None, "azure", "`managedidentity` in Azure."),
+    SettingSpec("ServiceBusConnection__clientId", None, "azure", "Client id of the user-assigned identity used for Service Bus."),
+    SettingSpec("MESSAGING_TRANSPORT", "servicebus", "local",
+                "`servicebus` (Azure) or `storage-queues` (the local Service Bus stand-in on Azurite queues)."),
+    SettingSpec("AZURE_CLIENT_ID", None, "azure", "Client id of the app's user-assigned managed identity (DefaultAzureCredential)."),
+    SettingSpec("FACE_ENDPOINT", "http://127.0.0.1:7072", "azure", "Face endpoint (custom subdomain in Azure, the emulator locally)."),
+    SettingSpec("FACE_API_VERSION", "v1.2", "both", "Face REST API version segment in the path."),
+    SettingSpec("FACE_KEY", None, "local",
+                "Local emulator only: sent as Ocp-Apim-Subscription-Key. Unset in Azure, where an Entra token is used "
+                "(the Face account has local auth disabled)."),
+    SettingSpec("FACE_RECOGNITION_MODEL", "recognition_04", "both", "Recognition model for new groups and detection."),
+    SettingSpec("FACE_DETECTION_MODEL", "detection_03", "both", "Detection model for detect and add-face."),
+    SettingSpec("FACE_CALLS_PER_SECOND", "10", "both", "Face call budget that re-enrollment shapes its fan-out to."),
+    SettingSpec("FACE_TIMEOUT_SECONDS", "10", "both", "Timeout of one Face HTTP call."),
+    SettingSpec("FACE_MAX_RETRIES", "5", "both", "Retries of one Face call on 429, 503 and transient errors."),
+    # --- names used by bindings (%NAME%) and by the code ---
+    SettingSpec("UPLOADS_CONTAINER", "uploads", "both", "Container the front ends upload photos to (SAS, create-only)."),
+    SettingSpec("KEPT_PHOTOS_CONTAINER", "kept-photos", "both", "Container of photos kept with `storePhotos` consent."),
+    SettingSpec("TABLE_PREFIX", "faceenroll", "both", "Prefix of every table name this app uses."),
+    SettingSpec("REVOCATIONS_QUEUE", "revocations", "both", "Service Bus queue of revocation commands."),
+    SettingSpec("MODEL_UPDATES_QUEUE", "model-updates", "both", "Service Bus queue that starts a re-enrollment."),
+    SettingSpec("REENROLL_WORK_QUEUE", "reenroll-work", "both", "Service Bus queue of re-enrollment work items."),
+    SettingSpec("HR_EVENTS_TOPIC", "hr-events", "both", "Service Bus topic the HR system publishes CloudEvents to."),
+    SettingSpec("HR_EVENTS_SUBSCRIPTION", "face-enrollment", "both", "Subscription of this app on the HR topic."),
+    SettingSpec("PURGE_SCHEDULE", "0 0 3 * * *", "both", "NCRONTAB schedule of purge_timer (UTC)."),
+    # --- identity and policy ---
+    SettingSpec("USER_KEY_CLAIM", "oid", "both", "Claim of the signed-in principal that identifies the user."),
+    SettingSpec("HR_KEY_CLAIM", "employeeid", "both", "Claim that carries the HR employee id."),
+    SettingSpec("ADMIN_ROLE", "FaceEnrollment.Admin", "both", "App role that grants admin rights."),
+    SettingSpec("TERMINATION_EVENT_TYPES", "hr.employee.terminated", "both", "Comma-separated CloudEvent types meaning 'terminated'."),
+    SettingSpec("SAS_TTL_MINUTES", "10", "both", "Life of an upload SAS URL (at most 15)."),
+    SettingSpec("CONSENT_RETENTION_DAYS", "365", "both", "Consent not renewed for this long is erased by purge_timer."),
+    SettingSpec("UPLOAD_MAX_AGE_MINUTES", "60", "both", "Uploads and sessions older than this are deleted by purge_timer."),
+    SettingSpec("GROUP_GRACE_DAYS", "7", "both", "Days a superseded group is kept after a re-enrollment switch."),
+    SettingSpec("TRAINING_COALESCE_SECONDS", "5", "both", "Enrollments arriving within this window share one training."),
+    # --- quality gate ---
+    SettingSpec("QUALITY_MIN_FACE_AREA", "10000", "both", "Minimum face rectangle area in px²."),
+    SettingSpec("QUALITY_MAX_YAW", "35", "both", "Maximum absolute head yaw in degrees."),
+    SettingSpec("QUALITY_MAX_PITCH", "35", "both", "Maximum absolute head pitch in degrees."),
+    SettingSpec("QUALITY_MAX_ROLL", "20", "both", "Maximum absolute head roll in degrees."),
+    SettingSpec("QUALITY_MAX_BLUR", "0.4", "both", "Maximum blur value (0..1)."),
+    SettingSpec("QUALITY_MIN_EXPOSURE", "0.25", "both", "Minimum exposure value (0..1)."),
+    SettingSpec("QUALITY_MAX_EXPOSURE", "0.75", "both", "Maximum exposure value (0..1)."),
+    SettingSpec("QUALITY_MIN_RECOGNITION", "high", "both", "Minimum qualityForRecognition (low, medium, high)."),
+)
+
+SETTING_NAMES = frozenset(s.name for s in SETTINGS)
+_DEFAULTS = {s.name: s.default for s in SETTINGS}
+
+
+def _int(env: Mapping[str, str], name: str) -> int:
+    return int(env.get(name) or _DEFAULTS[name] or 0)
+
+
+def _float(env: Mapping[str, str], name: str) -> float:
+    return float(env.get(name) or _DEFAULTS[name] or 0)
+
+
+def _str(env: Mapping[str, str], name: str) -> str:
+    return env.get(name) or _DEFAULTS[name] or ""
+
+
+def _opt(env: Mapping[str, str], name: str) -> str | None:
+    return env.get(name) or _DEFAULTS[name]
+
+
+@dataclass(frozen=True)
+class QualityThresholds:
+    min_face_area: int = 10000
+    max_yaw: float = 35.0
+    max_pitch: float = 35.0
+    max_roll: float = 20.0
+    max_blur: float = 0.4
+    min_exposure: float = 0.25
+    max_exposure: float = 0.75
+    min_recognition_quality: str = "high"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    photo_storage_connection: str | None = None
+    blob_service_uri: str | None = None
+    queue_service_uri: str | None = None
+    table_service_uri: str | None = None
+    managed_identity_client_id: str | None = None
+    servicebus_namespace: str | None = None
+    messaging_transport: str = "servicebus"
+    face_endpoint: str = "http://127.0.0.1:7072"
+    face_api_version: str = "v1.2"
+    face_key: str | None = None
+    recognition_model: str = "recognition_04"
+    detection_model: str = "detection_03"
+    face_calls_per_second: float = 10.0
+    face_timeout_seconds: float = 10.0
+    face_max_retries: int = 5
+    uploads_container: str = "uploads"
+    kept_photos_container: str = "kept-photos"
+    table_prefix: str = "faceenroll"
+    revocations_queue: str = "revocations"
+    model_updates_queue: str = "model-updates"
+    reenroll_work_queue: str = "reenroll-work"
+    hr_events_topic: str = "hr-events"
+    hr_events_subscription: str = "face-enrollment"
+    user_key_claim: str = "oid"
+    hr_key_claim: str = "employeeid"
+    admin_role: str = "FaceEnrollment.Admin"
+    termination_event_types: tuple[str, ...] = ("hr.employee.terminated",)
+    sas_ttl_minutes: int = 10
+    consent_retention_days: int = 365
+    upload_max_age_minutes: int = 60
+    group_grace_days: int = 7
+    training_coalesce_seconds: float = 5.0
+    quality: QualityThresholds = field(default_factory=QualityThresholds)
+
+    @property
+    def uses_storage_queue_bus(self) -> bool:
+        return self.messaging_transport == "storage-queues"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        e: Mapping[str, str] = os.environ if env is None else env
+        sas_ttl = _int(e, "SAS_TTL_MINUTES")
+        if not 1 <= sas_ttl <= 15:
+            raise ValueError("SAS_TTL_MINUTES must be between 1 and 15")
+        return cls(
+            photo_storage_connection=_opt(e, "PhotoStorage"),
+            blob_service_uri=_opt(e, "PhotoStorage__blobServiceUri"),
+            queue_service_uri=_opt(e, "PhotoStorage__queueServiceUri"),
+            table_service_uri=_opt(e, "PhotoStorage__tableServiceUri"),
+            managed_identity_client_id=_opt(e, "PhotoStorage__clientId") or _opt(e, "AZURE_CLIENT_ID"),
+            servicebus_namespace=_opt(e, "ServiceBusConnection__fullyQualifiedNamespace"),
+            messaging_transport=_str(e, "MESSAGING_TRANSPORT"),
+            face_endpoint=_str(e, "FACE_ENDPOINT").rstrip("/"),
+            face_api_version=_str(e, "FACE_API_VERSION"),
+            face_key=_opt(e, "FACE_KEY"),
+            recognition_model=_str(e, "FACE_RECOGNITION_MODEL"),
+            detection_model=_str(e, "FACE_DETECTION_MODEL"),
+            face_calls_per_second=_float(e, "FACE_CALLS_PER_SECOND"),
+            face_timeout_seconds=_float(e, "FACE_TIMEOUT_SECONDS"),
+            face_max_retries=_int(e, "FACE_MAX_RETRIES"),
+            uploads_container=_str(e, "UPLOADS_CONTAINER"),
+            kept_photos_container=_str(e, "KEPT_PHOTOS_CONTAINER"),
+            table_prefix=_str(e, "TABLE_PREFIX"),
+            revocations_queue=_str(e, "REVOCATIONS_QUEUE"),
+            model_updates_queue=_str(e, "MODEL_UPDATES_QUEUE"),
+            reenroll_work_queue=_str(e, "REENROLL_WORK_QUEUE"),
+            hr_events_topic=_str(e, "HR_EVENTS_TOPIC"),
+            hr_events_subscription=_str(e, "HR_EVENTS_SUBSCRIPTION"),
+            user_key_claim=_str(e, "USER_KEY_CLAIM"),
+            hr_key_claim=_str(e, "HR_KEY_CLAIM"),
+            admin_role=_str(e, "ADMIN_ROLE"),
+            termination_event_types=tuple(
+                t.strip() for t in _str(e, "TERMINATION_EVENT_TYPES").split(",") if t.strip()
+            ),
+            sas_ttl_minutes=sas_ttl,
+            consent_retention_days=_int(e, "CONSENT_RETENTION_DAYS"),
+            upload_max_age_minutes=_int(e, "UPLOAD_MAX_AGE_MINUTES"),
+            group_grace_days=_int(e, "GROUP_GRACE_DAYS"),
+            training_coalesce_seconds=_float(e, "TRAINING_COALESCE_SECONDS"),
+            quality=QualityThresholds(
+                min_face_area=_int(e, "QUALITY_MIN_FACE_AREA"),
+                max_yaw=_float(e, "QUALITY_MAX_YAW"),
+                max_pitch=_float(e, "QUALITY_MAX_PITCH"),
+                max_roll=_float(e, "QUALITY_MAX_ROLL"),
+                max_blur=_float(e, "QUALITY_MAX_BLUR"),
+                min_exposure=_float(e, "QUALITY_MIN_EXPOSURE"),
+                max_exposure=_float(e, "QUALITY_MAX_EXPOSURE"),
+                min_recognition_quality=_str(e, "QUALITY_MIN_RECOGNITION"),
+            ),
+        )
+
+
+def local_environment(*, blob: int = 10000, queue: int = 10001, table: int = 10002,
+                      face_port: int = 7072, face_key: str = "local-emulator-key") -> dict[str, str]:
+    """The app settings of the local stack (what local.settings.json holds for Core Tools users)."""
+    conn = azurite_connection_string(blob=blob, queue=queue, table=table)
+    return {
+        "AzureWebJobsStorage": conn,
+        "PhotoStorage": conn,
+        "MESSAGING_TRANSPORT": "storage-queues",
+        "FACE_ENDPOINT": f"http://127.0.0.1:{face_port}",
+        "FACE_KEY": face_key,
+    }

@@ -1,0 +1,11 @@
+"""Test tiers: tests/unit (pure logic, fakes), tests/integration (adapters against Azurite and the
+Face emulator started on free ports), tests/e2e (the whole app through the local host)."""
+
+from __future__ import annotations
+
+pytest_plugins = [
+    "tests.fixtures.paths",
+    "tests.fixtures.azurite",
+    "tests.fixtures.face_emulator",
+    "tests.fixtures.local_host",
+]
