@@ -1,0 +1,383 @@
+"""The infrastructure (infra/*.bicep) checked offline, and kept in step with the code.
+
+- scripts/check_infra.py passes on the real infra/ (tree-sitter-bicep syntax + checkov with the
+  custom policies of infra/policies);
+- each custom policy is shown to FAIL on a copy of infra/ with its one property flipped (one
+  checkov run over all the copies), and a syntax error makes the script fail;
+- the app settings Bicep sets are exactly the SETTINGS with where in (azure, both), plus the
+  platform's, and the `both` defaults agree;
+- every %NAME% in a function binding is a declared setting, every binding connection is set in
+  Bicep, and the post-deploy webhook targets a real Event Grid blob trigger;
+- the Service Bus entities match the local stand-in's topology.
+
+checkov runs from its own virtualenv (.venv-checkov). If it is missing these tests FAIL (CI
+installs it): python3 -m venv .venv-checkov && .venv-checkov/bin/pip install -r requirements-infra.txt
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from shared.settings import SETTING_NAMES, SETTINGS
+
+ROOT = Path(__file__).resolve().parents[2]
+INFRA = ROOT / "infra"
+POLICIES = INFRA / "policies"
+API_BICEP = INFRA / "app" / "api.bicep"
+MAIN_BICEP = INFRA / "main.bicep"
+CHECK_SCRIPT = ROOT / "scripts" / "check_infra.py"
+
+# Settings the platform needs that are not the app's (not in SETTINGS): allowed extras in Bicep.
+PLATFORM_SETTINGS = frozenset({
+    "AzureWebJobsStorage__credential",
+    "AzureWebJobsStorage__clientId",
+    "AzureWebJobsStorage__blobServiceUri",
+    "AzureWebJobsStorage__queueServiceUri",
+    "AzureWebJobsStorage__tableServiceUri",
+    "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+})
+# Deprecated on Flex Consumption (runtime and package come from functionAppConfig).
+FLEX_FORBIDDEN = frozenset({
+    "FUNCTIONS_WORKER_RUNTIME", "FUNCTIONS_EXTENSION_VERSION", "WEBSITE_RUN_FROM_PACKAGE",
+    "WEBSITE_CONTENTSHARE", "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING", "AzureWebJobsStorage",
+})
+
+
+def _load_check_infra() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("check_infra", CHECK_SCRIPT)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["check_infra"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+check_infra = _load_check_infra()
+
+
+@pytest.fixture(scope="session")
+def checkov() -> Path:
+    try:
+        return check_infra.find_checkov(os.environ.get("CHECKOV"))
+    except FileNotFoundError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+def _run_script(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(CHECK_SCRIPT), *args], capture_output=True, text=True, timeout=600, cwd=ROOT
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# the check script on the real infra/
+# --------------------------------------------------------------------------------------------
+
+
+def test_check_script_passes_on_real_infra(checkov: Path) -> None:
+    proc = _run_script("--checkov", str(checkov))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "check_infra: OK" in proc.stdout
+    assert "parsing errors 0" in proc.stdout
+    # every custom policy is listed as having run
+    for pid in check_infra.policy_ids(POLICIES):
+        assert pid in proc.stdout
+
+
+def test_every_skip_in_the_bicep_carries_a_reason() -> None:
+    skips = check_infra.source_skips(check_infra.bicep_files(INFRA))
+    assert skips, "expected the documented skips (e.g. CKV_AZURE_35) to be found"
+    assert all(cid and len(reason) >= 20 for _, _, cid, reason in skips), skips
+
+
+def test_skip_without_reason_is_detected(tmp_path: Path) -> None:
+    f = tmp_path / "x.bicep"
+    f.write_text("resource s 'Microsoft.Storage/storageAccounts@2024-01-01' = {\n  //checkov:skip=CKV_AZURE_43\n}\n")
+    [(_, line, cid, reason)] = check_infra.source_skips([f])
+    assert (line, cid, reason) == (2, "CKV_AZURE_43", "")
+
+
+# --------------------------------------------------------------------------------------------
+# each custom policy fails on a deliberately broken copy (one checkov run for all copies)
+# --------------------------------------------------------------------------------------------
+
+
+def _flip_in_resource(symbol: str, old: str, new: str) -> Callable[[str], str]:
+    """Replace the first `old` after `resource <symbol> ` (the real resource, not an `existing`)."""
+
+    def edit(text: str) -> str:
+        start = text.index(f"resource {symbol} ")
+        at = text.index(old, start)
+        return text[:at] + new + text[at + len(old):]
+
+    return edit
+
+
+BROKEN: dict[str, tuple[str, Callable[[str], str], str]] = {
+    # policy id: (file under infra/, edit, resource checkov must report FAILED)
+    "CKV2_FACEENR_1": ("app/servicebus.bicep",
+                       _flip_in_resource("namespace", "disableLocalAuth: true", "disableLocalAuth: false"),
+                       "Microsoft.ServiceBus/namespaces.namespace"),
+    "CKV2_FACEENR_2": ("app/face.bicep", _flip_in_resource("face", "disableLocalAuth: true", "disableLocalAuth: false"),
+                       "Microsoft.CognitiveServices/accounts.face"),
+    "CKV2_FACEENR_3": ("app/storage.bicep",
+                       _flip_in_resource("photoAccount", "allowSharedKeyAccess: false", "allowSharedKeyAccess: true"),
+                       "Microsoft.Storage/storageAccounts.photoAccount"),
+    "CKV2_FACEENR_4": ("app/storage.bicep",
+                       _flip_in_resource("photoBlobService", "deleteRetentionPolicy: {\n      enabled: false",
+                                         "deleteRetentionPolicy: {\n      enabled: true\n      days: 7"),
+                       "Microsoft.Storage/storageAccounts/blobServices.photoBlobService"),
+    "CKV2_FACEENR_5": ("app/storage.bicep",
+                       _flip_in_resource("photoBlobService", "containerDeleteRetentionPolicy: {\n      enabled: false",
+                                         "containerDeleteRetentionPolicy: {\n      enabled: true\n      days: 7"),
+                       "Microsoft.Storage/storageAccounts/blobServices.photoBlobService"),
+    "CKV2_FACEENR_6": ("app/storage.bicep",
+                       _flip_in_resource("photoBlobService", "isVersioningEnabled: false", "isVersioningEnabled: true"),
+                       "Microsoft.Storage/storageAccounts/blobServices.photoBlobService"),
+    "CKV2_FACEENR_7": ("app/monitoring.bicep",
+                       _flip_in_resource("applicationInsights", "DisableLocalAuth: true", "DisableLocalAuth: false"),
+                       "Microsoft.Insights/components.applicationInsights"),
+}
+
+
+def _copy_infra(dest: Path) -> Path:
+    shutil.copytree(INFRA, dest, ignore=shutil.ignore_patterns("policies"))
+    return dest
+
+
+@pytest.fixture(scope="module")
+def broken_run(tmp_path_factory: pytest.TempPathFactory, checkov: Path) -> tuple[dict[str, Path], dict[str, Any]]:
+    base = tmp_path_factory.mktemp("broken-infra")
+    copies: dict[str, Path] = {}
+    for pid, (rel, edit, _) in BROKEN.items():
+        copy = _copy_infra(base / pid)
+        target = copy / rel
+        before = target.read_text(encoding="utf-8")
+        after = edit(before)
+        assert after != before, f"{pid}: the edit did not change {rel}"
+        target.write_text(after, encoding="utf-8")
+        copies[pid] = copy
+    # One checkov run over the parent directory. (Not several -d: checkov keys files by their path
+    # relative to each -d root, so identical trees under several roots overwrite each other.)
+    report = check_infra.run_checkov([base], checkov=checkov, policies=POLICIES)
+    return copies, report
+
+
+def test_every_custom_policy_has_a_broken_copy_case() -> None:
+    assert set(check_infra.policy_ids(POLICIES)) == set(BROKEN)
+
+
+@pytest.mark.parametrize("policy_id", sorted(BROKEN))
+def test_custom_policy_fails_on_broken_copy(policy_id: str, broken_run: tuple[dict[str, Path], dict[str, Any]]) -> None:
+    copies, report = broken_run
+    assert report["summary"].get("parsing_errors", 0) == 0
+    copy = copies[policy_id]
+    resource = BROKEN[policy_id][2]
+
+    def in_copy(r: dict[str, Any]) -> bool:
+        return Path(r["file_abs_path"]).resolve().is_relative_to(copy.resolve())
+
+    failed = [r for r in check_infra.results(report, "failed") if in_copy(r)]
+    assert any(r["check_id"] == policy_id and r["resource"] == resource for r in failed), (
+        f"{policy_id} did not FAIL on {resource} in the broken copy; failed there: "
+        f"{[(r['check_id'], r['resource']) for r in failed]}"
+    )
+    # ... and it is the only custom policy failing there (the flip is the only change)
+    custom_failed = {r["check_id"] for r in failed if r["check_id"].startswith("CKV2_FACEENR_")}
+    assert custom_failed == {policy_id}
+    # ... while the same policy passes on the untouched resources of the other copies
+    passed_elsewhere = [
+        r for r in check_infra.results(report, "passed") if r["check_id"] == policy_id and not in_copy(r)
+    ]
+    assert passed_elsewhere, f"{policy_id} never PASSED in the other (intact) copies"
+
+
+def test_syntax_error_in_a_copy_fails_the_script(tmp_path: Path, checkov: Path) -> None:
+    copy = _copy_infra(tmp_path / "infra")
+    shutil.copytree(POLICIES, copy / "policies")
+    target = copy / "app" / "servicebus.bicep"
+    text = target.read_text(encoding="utf-8")
+    # drop the closing brace of the namespace's `sku` object
+    broken = text.replace("    tier: 'Standard'\n  }\n", "    tier: 'Standard'\n", 1)
+    assert broken != text
+    target.write_text(broken, encoding="utf-8")
+
+    problems = check_infra.syntax_problems([target])
+    assert problems and all(p.path == target for p in problems)
+
+    proc = _run_script("--infra", str(copy), "--checkov", str(checkov))
+    assert proc.returncode != 0, proc.stdout
+    assert "check_infra: FAILED" in proc.stdout
+    assert re.search(rf"{re.escape(str(target))}:\d+:\d+: (ERROR|MISSING)", proc.stdout), proc.stdout
+
+
+# --------------------------------------------------------------------------------------------
+# app settings in Bicep == settings the code reads
+# --------------------------------------------------------------------------------------------
+
+
+def _app_settings(text: str) -> list[tuple[str, str]]:
+    """(name, value expression) of every entry of the function app's siteConfig.appSettings."""
+    m = re.search(r"^(\s*)appSettings:\s*\[\n(.*?)^\1\]", text, re.MULTILINE | re.DOTALL)
+    assert m, "no appSettings: [ ... ] block found in api.bicep"
+    entries = re.findall(r"name:\s*'([^']+)'\s*\n\s*value:\s*(.+?)\s*$", m.group(2), re.MULTILINE)
+    assert entries
+    return entries
+
+
+def _string_params(text: str) -> dict[str, str]:
+    return dict(re.findall(r"^(?:param|var)\s+(\w+)(?:\s+string)?\s*=\s*'([^']*)'\s*$", text, re.MULTILINE))
+
+
+def test_bicep_app_settings_are_exactly_the_azure_settings() -> None:
+    entries = _app_settings(API_BICEP.read_text(encoding="utf-8"))
+    names = [n for n, _ in entries]
+    assert len(names) == len(set(names)), "duplicate app setting in api.bicep"
+    in_bicep = set(names)
+    expected = {s.name for s in SETTINGS if s.where in ("azure", "both")}
+    local_only = {s.name for s in SETTINGS if s.where == "local"}
+
+    assert not (in_bicep & local_only), f"local-only settings set in Azure: {sorted(in_bicep & local_only)}"
+    assert not (in_bicep & FLEX_FORBIDDEN), f"settings deprecated on Flex / key-based: {sorted(in_bicep & FLEX_FORBIDDEN)}"
+    assert expected - in_bicep == set(), f"settings the code reads but Bicep does not set: {sorted(expected - in_bicep)}"
+    assert in_bicep - expected - PLATFORM_SETTINGS == set(), (
+        f"settings set in Bicep that the code does not declare: {sorted(in_bicep - expected - PLATFORM_SETTINGS)}"
+    )
+    assert in_bicep >= PLATFORM_SETTINGS
+
+
+def test_bicep_defaults_of_tunables_equal_settings_defaults() -> None:
+    api = API_BICEP.read_text(encoding="utf-8")
+    defaults = {s.name: s.default for s in SETTINGS}
+    both_names = {s.name for s in SETTINGS if s.where == "both"}
+    api_params = _string_params(api)
+    main_params = _string_params(MAIN_BICEP.read_text(encoding="utf-8"))
+    checked = 0
+    for name, value in _app_settings(api):
+        if name not in both_names or not re.fullmatch(r"\w+", value):
+            continue
+        for where, params in (("api.bicep", api_params), ("main.bicep", main_params)):
+            if value in params:
+                assert params[value] == defaults[name], (
+                    f"{where}: {value} = '{params[value]}' but {name} defaults to '{defaults[name]}'"
+                )
+                checked += 1
+    both = [s for s in SETTINGS if s.where == "both"]
+    assert checked >= len(both), f"only {checked} defaults compared for {len(both)} tunables"
+
+
+def test_managed_identity_settings_use_the_identity() -> None:
+    settings = dict(_app_settings(API_BICEP.read_text(encoding="utf-8")))
+    for conn in ("AzureWebJobsStorage", "PhotoStorage", "ServiceBusConnection"):
+        assert settings[f"{conn}__credential"] == "'managedidentity'"
+        assert settings[f"{conn}__clientId"] == "identityClientId"
+    assert settings["AZURE_CLIENT_ID"] == "identityClientId"
+    assert settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] == "'ClientId=${identityClientId};Authorization=AAD'"
+
+
+def test_no_secret_is_read_or_written_by_the_infra() -> None:
+    for f in sorted(INFRA.rglob("*")):
+        if f.suffix not in (".bicep", ".json"):
+            continue
+        # code only: whole-line comments may name what is forbidden
+        text = "\n".join(
+            line for line in f.read_text(encoding="utf-8").lower().splitlines() if not line.lstrip().startswith("//")
+        )
+        for needle in ("listkeys(", "accountkey=", "sharedaccesskey", "listconnectionstrings(", "@secure()"):
+            assert needle not in text, f"{f.relative_to(ROOT)} contains {needle!r}"
+
+
+# --------------------------------------------------------------------------------------------
+# function bindings vs settings and infra
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bindings() -> list[dict[str, Any]]:
+    if not (ROOT / "function_app.py").is_file():
+        pytest.fail("function_app.py not found at the repository root", pytrace=False)
+    sys.path.insert(0, str(ROOT))
+    try:
+        import function_app
+    except Exception as exc:
+        pytest.fail(f"cannot import function_app: {type(exc).__name__}: {exc}", pytrace=False)
+    functions = function_app.app.get_functions()  # may be called only once per FunctionApp
+    return [{"name": f.get_function_name(), **json.loads(f.get_function_json())} for f in functions]
+
+
+def _all_strings(obj: Any) -> list[str]:
+    if isinstance(obj, str):
+        return [obj]
+    if isinstance(obj, dict):
+        return [s for v in obj.values() for s in _all_strings(v)]
+    if isinstance(obj, list):
+        return [s for v in obj for s in _all_strings(v)]
+    return []
+
+
+def test_every_binding_expression_is_a_declared_setting(bindings: list[dict[str, Any]]) -> None:
+    assert bindings, "function_app.app has no functions"
+    used = {m for fn in bindings for s in _all_strings(fn) for m in re.findall(r"%([^%\s]+)%", s)}
+    assert used, "no %NAME% binding expressions found (expected queue/container names from settings)"
+    assert used <= SETTING_NAMES, f"%NAME% used in bindings but not in SETTINGS: {sorted(used - SETTING_NAMES)}"
+
+
+def test_every_binding_connection_is_configured_in_bicep(bindings: list[dict[str, Any]]) -> None:
+    in_bicep = {n for n, _ in _app_settings(API_BICEP.read_text(encoding="utf-8"))}
+    connections = {b["connection"] for fn in bindings for b in fn.get("bindings", []) if b.get("connection")}
+    for conn in connections:
+        assert conn in in_bicep or any(n.startswith(f"{conn}__") for n in in_bicep), (
+            f"binding connection {conn!r} has no {conn} / {conn}__* app setting in api.bicep"
+        )
+
+
+def test_post_deploy_webhook_targets_an_event_grid_blob_trigger(bindings: list[dict[str, Any]]) -> None:
+    main = MAIN_BICEP.read_text(encoding="utf-8")
+    m = re.search(r"output ENROLL_FUNCTION_NAME string = '([^']+)'", main)
+    assert m, "main.bicep must output ENROLL_FUNCTION_NAME for scripts/post-deploy.*"
+    fn = next((f for f in bindings if f.get("name") == m.group(1)), None)
+    assert fn is not None, f"no function named {m.group(1)!r}; functions: {[f.get('name') for f in bindings]}"
+    triggers = [b for b in fn["bindings"] if b.get("type") == "blobTrigger"]
+    assert triggers, f"{m.group(1)} is not a blob trigger"
+    trigger = triggers[0]
+    assert trigger.get("source") == "EventGrid", "Flex Consumption supports only the Event Grid blob trigger source"
+    assert trigger["path"].split("/")[0] in ("%UPLOADS_CONTAINER%", "uploads")
+
+
+# --------------------------------------------------------------------------------------------
+# Service Bus entities == local stand-in topology
+# --------------------------------------------------------------------------------------------
+
+
+def test_servicebus_entities_match_local_topology() -> None:
+    topology = json.loads((ROOT / "local" / "bus" / "topology.json").read_text(encoding="utf-8"))
+    main_vars = _string_params(MAIN_BICEP.read_text(encoding="utf-8"))
+    sb = (INFRA / "app" / "servicebus.bicep").read_text(encoding="utf-8")
+    bicep_queues = {main_vars[v] for v in ("revocationsQueueName", "modelUpdatesQueueName", "reenrollWorkQueueName")}
+    assert {q["name"] for q in topology["queues"]} == bicep_queues
+    assert [t["name"] for t in topology["topics"]] == [main_vars["hrEventsTopicName"]]
+    assert [s["name"] for s in topology["topics"][0]["subscriptions"]] == [main_vars["hrEventsSubscriptionName"]]
+
+    max_delivery = int(re.search(r"param maxDeliveryCount int = (\d+)", sb).group(1))  # type: ignore[union-attr]
+    lock = re.search(r"param lockDuration string = 'PT(\d+)S'", sb)
+    assert lock, "lockDuration default must be PT<n>S"
+    entities = topology["queues"] + topology["topics"][0]["subscriptions"]
+    assert {e["maxDeliveryCount"] for e in entities} == {max_delivery}
+    assert {e["lockSeconds"] for e in entities} == {int(lock.group(1))}
+    # every queue and the topic: duplicate detection; queues and subscription: dead-letter on expiry
+    assert sb.count("requiresDuplicateDetection: true") == len(bicep_queues) + 1
+    assert sb.count("deadLetteringOnMessageExpiration: true") == len(bicep_queues) + 1
+    assert "deadLetteringOnFilterEvaluationExceptions: true" in sb
