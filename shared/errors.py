@@ -80,3 +80,40 @@ class FaceConcurrentOperationConflict(FaceConflict, FaceTransientError):
 
 class FaceQuotaExceeded(FaceError):
     """403 QuotaExceeded: group, person or persisted-face count limit reached (not an auth problem)."""
+
+
+# --- records (Table storage) --------------------------------------------------------------------
+class RecordError(FaceEnrollmentError):
+    pass
+
+
+class RecordConflict(RecordError):
+    """An ETag did not match: someone else changed the record first (optimistic concurrency)."""
+
+
+class RecordExists(RecordError):
+    """Insert of a record that already exists."""
+
+
+# --- application outcomes mapped by the entry points ----------------------------------------------
+class RequestRejected(FaceEnrollmentError):
+    """A caller's request that cannot be served; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, reason: str, *, status: int = 400, code: str = "BadRequest") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.code = code
+
+
+class MessageRejected(FaceEnrollmentError):
+    """A message that can never be processed (malformed, against the contract): dead-letter it with this reason."""
+
+    def __init__(self, reason: str, *, description: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.description = description
+
+
+class TransientFailure(FaceEnrollmentError):
+    """Try again later (the trigger redelivers): a lost race or a dependency that is briefly unavailable."""

@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.fixtures.azurite",
     "tests.fixtures.face_emulator",
     "tests.fixtures.local_host",
+    "tests.fixtures.app_stack",
 ]

@@ -1,14 +1,129 @@
-"""The HTTP API the front ends call (identity from App Service Authentication's principal header)."""
+"""The HTTP API the front ends call (docs/openapi.yaml). Identity comes only from App Service
+Authentication's X-MS-CLIENT-PRINCIPAL header; each route parses, calls one service, maps the reply."""
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import azure.functions as func
 
+from shared.http_api import Reply
+
+if TYPE_CHECKING:  # imported for types only: services are built on first use (cold start)
+    from shared.bootstrap import Services
+    from shared.domain.principal import Principal
+
 bp = func.Blueprint()
+ANON = func.AuthLevel.ANONYMOUS  # App Service Authentication guards the app; the principal header is the identity
 
 
-@bp.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+def _respond(make: Callable[[], Reply]) -> func.HttpResponse:
+    from shared.http_api import handle
+
+    reply = handle(make)
+    return func.HttpResponse(reply.json_bytes(), status_code=reply.status, headers=reply.headers,
+                             mimetype="application/json")
+
+
+def _ctx(req: func.HttpRequest, *, mfa: bool = False) -> tuple[Services, Principal]:
+    from shared.bootstrap import services
+    from shared.http_api import principal_from
+
+    s = services()
+    return s, principal_from(req.headers, s.settings, mfa=mfa)
+
+
+@bp.route(route="health", methods=["GET"], auth_level=ANON)
 def health(req: func.HttpRequest) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps({"status": "ok"}), mimetype="application/json")
+    return func.HttpResponse('{"status": "ok"}', mimetype="application/json")
+
+
+@bp.route(route="consent/terms", methods=["GET"], auth_level=ANON)
+def consent_terms(req: func.HttpRequest) -> func.HttpResponse:
+    def run() -> Reply:
+        s, _ = _ctx(req)
+        return Reply(200, s.consent.terms().public())
+    return _respond(run)
+
+
+@bp.route(route="consent", methods=["POST"], auth_level=ANON)
+def consent(req: func.HttpRequest) -> func.HttpResponse:
+    def run() -> Reply:
+        from shared.http_api import json_body
+
+        s, p = _ctx(req, mfa=True)
+        client = req.headers.get("x-client-id") or req.headers.get("user-agent") or "unknown"
+        return Reply(201, s.consent.grant(p, json_body(req.get_body()), client=client))
+    return _respond(run)
+
+
+@bp.route(route="enrollment/uploads", methods=["POST"], auth_level=ANON)
+def create_uploads(req: func.HttpRequest) -> func.HttpResponse:
+    def run() -> Reply:
+        from shared.http_api import json_body
+
+        s, p = _ctx(req, mfa=True)
+        return Reply(201, s.enrollment.create_uploads(p, json_body(req.get_body()).get("count")))
+    return _respond(run)
+
+
+@bp.route(route="enrollment", methods=["GET"], auth_level=ANON)
+def enrollment_status(req: func.HttpRequest) -> func.HttpResponse:
+    def run() -> Reply:
+        s, p = _ctx(req)
+        return Reply(200, s.enrollment.status(p.user_key))
+    return _respond(run)
+
+
+@bp.route(route="enrollment", methods=["DELETE"], auth_level=ANON)
+def revoke_own(req: func.HttpRequest) -> func.HttpResponse:
+    def run() -> Reply:
+        s, p = _ctx(req)
+        return Reply(202, s.revocation.request(p, p.user_key, reason="withdrawn by the user"))
+    return _respond(run)
+
+
+@bp.route(route="admin/users/{userKey}/quality-override", methods=["POST"], auth_level=ANON)
+def quality_override(req: func.HttpRequest) -> func.HttpResponse:
+    def run() -> Reply:
+        from shared.http_api import json_body
+
+        s, p = _ctx(req)
+        body = json_body(req.get_body())
+        return Reply(201, s.enrollment.grant_override(p, req.route_params["userKey"], body))
+    return _respond(run)
+
+
+@bp.route(route="admin/users/{userKey}/revoke", methods=["POST"], auth_level=ANON)
+def admin_revoke(req: func.HttpRequest) -> func.HttpResponse:
+    def run() -> Reply:
+        from shared.errors import RequestRejected
+
+        s, p = _ctx(req)
+        if not p.is_admin:
+            raise RequestRejected("Only administrators can revoke another user's enrollment.", status=403, code="Forbidden")
+        return Reply(202, s.revocation.request(p, req.route_params["userKey"], reason="revoked by an administrator"))
+    return _respond(run)
+
+
+@bp.route(route="admin/receipts/{receiptId}", methods=["GET"], auth_level=ANON)
+def receipt(req: func.HttpRequest) -> func.HttpResponse:
+    def run() -> Reply:
+        s, p = _ctx(req)
+        return Reply(200, s.revocation.receipt(p, req.route_params["receiptId"]))
+    return _respond(run)
+
+
+@bp.route(route="admin/purge", methods=["POST"], auth_level=ANON)
+def purge_now(req: func.HttpRequest) -> func.HttpResponse:
+    def run() -> Reply:
+        from shared.errors import RequestRejected
+        from shared.http_api import json_body
+
+        s, p = _ctx(req)
+        if not p.is_admin:
+            raise RequestRejected("Only administrators can run the purge.", status=403, code="Forbidden")
+        dry_run = json_body(req.get_body()).get("dryRun", True) is not False
+        return Reply(200, s.purge.run(dry_run=dry_run, trigger="admin"))
+    return _respond(run)

@@ -1,0 +1,117 @@
+"""Azure Storage (Tables and Blobs) for the app: connection string on Azurite, managed identity in Azure."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from shared.settings import Settings
+
+
+def _parse_connection_string(conn: str) -> dict[str, str]:
+    parts = (p.split("=", 1) for p in conn.split(";") if "=" in p)
+    return {k: v for k, v in parts}
+
+
+class StorageClients:
+    """Builds the SDK clients on first use (cold start) and caches them for the process."""
+
+    def __init__(self, settings: Settings, *, credential: Any = None) -> None:
+        self._settings = settings
+        self._credential = credential
+        self._lock = threading.Lock()
+        self._tables: Any = None
+        self._blobs: Any = None
+        self._created: set[str] = set()
+        self._delegation_key: Any = None
+        self._delegation_expiry: datetime | None = None
+
+    @property
+    def uses_account_key(self) -> bool:
+        conn = self._settings.photo_storage_connection
+        return bool(conn and "AccountKey=" in conn)
+
+    def credential(self) -> Any:
+        if self._credential is None:
+            from azure.identity import DefaultAzureCredential
+
+            self._credential = DefaultAzureCredential(managed_identity_client_id=self._settings.managed_identity_client_id)
+        return self._credential
+
+    def table_service(self) -> Any:
+        with self._lock:
+            if self._tables is None:
+                from azure.data.tables import TableServiceClient
+
+                conn = self._settings.photo_storage_connection
+                if conn:
+                    self._tables = TableServiceClient.from_connection_string(conn)
+                else:
+                    self._tables = TableServiceClient(endpoint=str(self._settings.table_service_uri),
+                                                      credential=self.credential())
+            return self._tables
+
+    def blob_service(self) -> Any:
+        with self._lock:
+            if self._blobs is None:
+                from azure.storage.blob import BlobServiceClient
+
+                conn = self._settings.photo_storage_connection
+                if conn:
+                    self._blobs = BlobServiceClient.from_connection_string(conn)
+                else:
+                    self._blobs = BlobServiceClient(account_url=str(self._settings.blob_service_uri),
+                                                    credential=self.credential())
+            return self._blobs
+
+    def table(self, name: str) -> Any:
+        if name not in self._created:
+            self.table_service().create_table_if_not_exists(name)
+            self._created.add(name)
+        return self.table_service().get_table_client(name)
+
+    def container(self, name: str) -> Any:
+        client = self.blob_service().get_container_client(name)
+        key = f"container:{name}"
+        if key not in self._created:
+            from azure.core.exceptions import ResourceExistsError
+
+            try:
+                client.create_container()
+            except ResourceExistsError:
+                pass
+            self._created.add(key)
+        return client
+
+    def create_only_sas_url(self, container: str, blob_name: str, *, expires_on: datetime) -> str:
+        """A SAS for one new blob: create only (no read, no overwrite, no delete), short-lived.
+
+        In Azure shared keys are disabled on the account, so this is a user delegation SAS signed
+        with a key obtained through the app's managed identity. On Azurite, the account key signs a
+        service SAS with the same rights.
+        """
+        from azure.storage.blob import BlobSasPermissions, generate_blob_sas
+
+        service = self.blob_service()
+        self.container(container)
+        permission = BlobSasPermissions(create=True)
+        start = datetime.now(timezone.utc) - timedelta(minutes=1)  # clock skew between services
+        if self.uses_account_key:
+            fields = _parse_connection_string(str(self._settings.photo_storage_connection))
+            token = generate_blob_sas(account_name=fields["AccountName"], container_name=container, blob_name=blob_name,
+                                      account_key=fields["AccountKey"], permission=permission, expiry=expires_on, start=start)
+        else:
+            key = self._user_delegation_key(expires_on)
+            token = generate_blob_sas(account_name=service.account_name, container_name=container, blob_name=blob_name,
+                                      user_delegation_key=key, permission=permission, expiry=expires_on, start=start)
+        return f"{service.get_blob_client(container, blob_name).url}?{token}"
+
+    def _user_delegation_key(self, needed_until: datetime) -> Any:
+        with self._lock:
+            if self._delegation_key is None or self._delegation_expiry is None or self._delegation_expiry < needed_until:
+                start = datetime.now(timezone.utc) - timedelta(minutes=1)
+                expiry = datetime.now(timezone.utc) + timedelta(hours=1)
+                self._delegation_key = self._blobs.get_user_delegation_key(start, expiry)
+                self._delegation_expiry = expiry
+            return self._delegation_key

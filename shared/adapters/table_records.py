@@ -1,0 +1,115 @@
+"""Records in Azure Table storage (Azurite locally). Implements ``RecordStorePort``.
+
+Entities are plain dicts with ``PartitionKey`` and ``RowKey``; the ETag travels beside them so
+services can update optimistically. Complex values (lists, dicts) are stored as JSON strings in
+properties whose names end with ``_json``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from shared.adapters.azure_storage import StorageClients
+from shared.errors import RecordConflict, RecordExists
+
+Entity = dict[str, Any]
+
+
+def _to_storage(entity: Mapping[str, Any]) -> Entity:
+    out: Entity = {}
+    for k, v in entity.items():
+        if k.endswith("_json"):
+            out[k] = json.dumps(v, separators=(",", ":"))
+        elif v is None:
+            continue
+        else:
+            out[k] = v
+    return out
+
+
+def _from_storage(entity: Mapping[str, Any]) -> Entity:
+    out: Entity = {}
+    for k, v in entity.items():
+        out[k] = json.loads(v) if k.endswith("_json") and isinstance(v, str) else v
+    return out
+
+
+class TableRecords:
+    def __init__(self, clients: StorageClients, *, prefix: str) -> None:
+        self._clients = clients
+        self._prefix = prefix
+
+    def _table(self, name: str) -> Any:
+        return self._clients.table(f"{self._prefix}{name}")
+
+    def get(self, table: str, pk: str, rk: str) -> tuple[Entity, str] | None:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            e = self._table(table).get_entity(pk, rk)
+        except ResourceNotFoundError:
+            return None
+        return _from_storage(e), str(e.metadata["etag"])
+
+    def insert(self, table: str, entity: Mapping[str, Any]) -> str:
+        from azure.core.exceptions import ResourceExistsError
+
+        try:
+            meta = self._table(table).create_entity(_to_storage(entity))
+        except ResourceExistsError as exc:
+            raise RecordExists(f"{table} record exists") from exc
+        return str(meta.get("etag", ""))
+
+    def update(self, table: str, entity: Mapping[str, Any], *, etag: str) -> str:
+        """Replaces the entity if it still has ``etag``; RecordConflict otherwise."""
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+        from azure.data.tables import UpdateMode
+
+        try:
+            meta = self._table(table).update_entity(_to_storage(entity), mode=UpdateMode.REPLACE, etag=etag,
+                                                    match_condition=MatchConditions.IfNotModified)
+        except (ResourceModifiedError, ResourceNotFoundError) as exc:
+            raise RecordConflict(f"{table} record changed concurrently") from exc
+        return str(meta.get("etag", ""))
+
+    def upsert(self, table: str, entity: Mapping[str, Any]) -> str:
+        from azure.data.tables import UpdateMode
+
+        meta = self._table(table).upsert_entity(_to_storage(entity), mode=UpdateMode.REPLACE)
+        return str(meta.get("etag", ""))
+
+    def delete(self, table: str, pk: str, rk: str) -> None:
+        self._table(table).delete_entity(pk, rk)  # idempotent: a missing entity is not an error
+
+    def partition(self, table: str, pk: str) -> list[Entity]:
+        rows = self._table(table).query_entities("PartitionKey eq @pk", parameters={"pk": pk})
+        return [_from_storage(r) for r in rows]
+
+    def range(self, table: str, *, pk_from: str | None = None, pk_to: str | None = None,
+              rk_from: str | None = None, rk_to: str | None = None, pk: str | None = None,
+              select: list[str] | None = None) -> Iterator[Entity]:
+        """Key-range query: the cost follows the rows in range, not the table's size."""
+        clauses, params = [], {}
+        if pk is not None:
+            clauses.append("PartitionKey eq @pk")
+            params["pk"] = pk
+        if pk_from is not None:
+            clauses.append("PartitionKey ge @pkf")
+            params["pkf"] = pk_from
+        if pk_to is not None:
+            clauses.append("PartitionKey lt @pkt")
+            params["pkt"] = pk_to
+        if rk_from is not None:
+            clauses.append("RowKey ge @rkf")
+            params["rkf"] = rk_from
+        if rk_to is not None:
+            clauses.append("RowKey lt @rkt")
+            params["rkt"] = rk_to
+        table = self._table(table)
+        rows = (table.query_entities(" and ".join(clauses), parameters=params, select=select) if clauses
+                else table.list_entities(select=select))
+        for r in rows:
+            yield _from_storage(r)

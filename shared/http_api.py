@@ -1,0 +1,64 @@
+"""What every HTTP entry point shares: who is calling, JSON in and out, errors mapped to statuses."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from shared.domain.principal import Principal, PrincipalError, parse_principal, require_mfa
+from shared.errors import FaceEnrollmentError, FaceTransientError, RecordConflict, RequestRejected, TransientFailure
+from shared.settings import Settings
+
+log = logging.getLogger("shared.http")
+
+PRINCIPAL_HEADER = "X-MS-CLIENT-PRINCIPAL"
+
+
+class Reply:
+    def __init__(self, status: int, body: Any = None, headers: Mapping[str, str] | None = None) -> None:
+        self.status = status
+        self.body = body
+        self.headers = dict(headers or {})
+
+    def json_bytes(self) -> bytes:
+        return b"" if self.body is None else json.dumps(self.body).encode()
+
+
+def principal_from(headers: Mapping[str, str], settings: Settings, *, mfa: bool = False) -> Principal:
+    value = next((v for k, v in headers.items() if k.lower() == PRINCIPAL_HEADER.lower()), None)
+    p = parse_principal(value, user_key_claim=settings.user_key_claim, hr_key_claim=settings.hr_key_claim,
+                        admin_role=settings.admin_role)
+    if mfa:
+        require_mfa(p)
+    return p
+
+
+def json_body(raw: bytes) -> dict[str, Any]:
+    try:
+        doc = json.loads(raw or b"{}")
+    except ValueError as exc:
+        raise RequestRejected("The request body is not valid JSON.", status=400) from exc
+    if not isinstance(doc, dict):
+        raise RequestRejected("The request body must be a JSON object.", status=400)
+    return doc
+
+
+def handle(action: Callable[[], Reply]) -> Reply:
+    """Runs one request; a known failure becomes its status with a reason, anything else a 500 with an id."""
+    try:
+        return action()
+    except PrincipalError as exc:
+        return Reply(exc.status, {"error": {"code": "Unauthorized" if exc.status == 401 else "Forbidden",
+                                            "message": exc.reason}})
+    except RequestRejected as exc:
+        return Reply(exc.status, {"error": {"code": exc.code, "message": exc.reason}})
+    except (TransientFailure, FaceTransientError, RecordConflict):
+        return Reply(503, {"error": {"code": "TryAgain", "message": "The service is busy; try again in a moment."}},
+                     {"Retry-After": "2"})
+    except FaceEnrollmentError as exc:
+        error_id = uuid.uuid4().hex
+        log.error("request failed: %s (error %s)", exc.__class__.__name__, error_id)
+        return Reply(500, {"error": {"code": "InternalError", "message": "Something went wrong.", "errorId": error_id}})

@@ -1,0 +1,119 @@
+"""Consent: the append-only ledger, and the choices that follow from it."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from shared.domain.enrollment import (
+    TABLE_CONSENT,
+    TABLE_USERS,
+    USER_ROW,
+    ConsentState,
+    current_consent,
+    iso,
+    ledger_row_key,
+)
+from shared.domain.principal import Principal
+from shared.errors import RecordConflict, RecordExists, RequestRejected
+from shared.ports import PhotoStorePort, RecordStorePort
+from shared.services.audit import AuditLog
+from shared.services.terms import Terms, current_terms
+
+log = logging.getLogger("shared.consent")
+
+
+class ConsentService:
+    def __init__(self, records: RecordStorePort, photos: PhotoStorePort, audit: AuditLog, *,
+                 clock: Callable[[], datetime], terms: Callable[[], Terms] = current_terms) -> None:
+        self._records = records
+        self._photos = photos
+        self._audit = audit
+        self._clock = clock
+        self._terms = terms
+
+    def terms(self) -> Terms:
+        return self._terms()
+
+    def ledger(self, user_key: str) -> list[dict[str, Any]]:
+        return self._records.partition(TABLE_CONSENT, user_key)
+
+    def current(self, user_key: str) -> ConsentState | None:
+        return current_consent(self.ledger(user_key), current_terms_version=self._terms().version)
+
+    def grant(self, principal: Principal, body: Mapping[str, Any], *, client: str) -> dict[str, Any]:
+        terms = self._terms()
+        version = body.get("termsVersion")
+        if not isinstance(version, str) or not version:
+            raise RequestRejected("termsVersion is required.", status=400)
+        if body.get("accepted") is not True:
+            raise RequestRejected("accepted must be true to consent; to withdraw, use DELETE /api/enrollment.", status=400)
+        store = body.get("storePhotos")
+        if not isinstance(store, bool):
+            raise RequestRejected("storePhotos must be true or false.", status=400)
+        if version != terms.version:
+            raise RequestRejected(f"These terms are out of date; the current version is {terms.version}. "
+                                  "Read the current terms and consent again.", status=409, code="StaleTerms")
+        now = self._clock()
+        entry = {
+            "PartitionKey": principal.user_key, "RowKey": ledger_row_key(now, uuid.uuid4().hex),
+            "kind": "consent", "accepted": True, "termsVersion": terms.version, "termsSha256": terms.sha256,
+            "storePhotos": store, "at": iso(now), "client": client[:200],
+        }
+        # The user record first, then the ledger: a crash in between leaves a harmless record that
+        # the next consent completes; the ledger entry is what grants consent.
+        self._open_user(principal, store_photos=store, now=now)
+        if principal.hr_key:
+            # HR termination events name the employee id; this index finds the user without a scan.
+            self._records.upsert("hrindex", {"PartitionKey": principal.hr_key, "RowKey": "u", "userKey": principal.user_key})
+        self._records.insert(TABLE_CONSENT, entry)
+        self._audit.write("consent.granted", actor=principal.user_key, subject=principal.user_key,
+                          termsVersion=terms.version, storePhotos=store)
+        if not store:
+            self.delete_kept_photos(principal.user_key)
+        return {"termsVersion": terms.version, "grantedAt": entry["at"], "storePhotos": store}
+
+    def _open_user(self, principal: Principal, *, store_photos: bool, now: datetime) -> None:
+        for _ in range(5):
+            found = self._records.get(TABLE_USERS, principal.user_key, USER_ROW)
+            if found is None:
+                try:
+                    self._records.insert(TABLE_USERS, {
+                        "PartitionKey": principal.user_key, "RowKey": USER_ROW, "state": "active", "generation": 1,
+                        "storePhotos": store_photos, "hrKey": principal.hr_key, "createdAt": iso(now),
+                        "keptToken": uuid.uuid4().hex,
+                    })
+                    return
+                except RecordExists:
+                    continue
+            user, etag = found
+            if user.get("state") == "revoked":
+                # A new consent after a revocation starts a fresh enrollment: a new generation, so
+                # any event of the old one stays a no-op.
+                user = {"PartitionKey": principal.user_key, "RowKey": USER_ROW, "state": "active",
+                        "generation": int(user.get("generation") or 1) + 1, "createdAt": iso(now),
+                        "keptToken": uuid.uuid4().hex, "previousReceiptId": user.get("receiptId")}
+            user["storePhotos"] = store_photos
+            if principal.hr_key:
+                user["hrKey"] = principal.hr_key
+            try:
+                self._records.update(TABLE_USERS, user, etag=etag)
+                return
+            except RecordConflict:
+                continue
+        raise RecordConflict("user record kept changing")
+
+    def delete_kept_photos(self, user_key: str) -> int:
+        found = self._records.get(TABLE_USERS, user_key, USER_ROW)
+        if found is None or not found[0].get("keptToken"):
+            return 0
+        deleted = 0
+        for name in self._photos.list_kept(f"{found[0]['keptToken']}/"):
+            deleted += int(self._photos.delete_kept(name))
+        if deleted:
+            self._audit.write("photos.deleted", actor="system", subject=user_key, count=deleted,
+                              reason="storePhotos turned off")
+        return deleted
