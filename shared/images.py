@@ -202,8 +202,9 @@ def _reencode(image: Image.Image, max_bytes: int) -> tuple[bytes, str, Image.Ima
     icc = image.info.get("icc_profile")
     icc = icc if isinstance(icc, bytes) else None
     upright = ImageOps.exif_transpose(image)
-    assert upright is not None  # in_place=False always returns an image
-    upright = _standard(upright)
+    assert upright is not None  # in_place=False always returns a new image
+    upright = _standard(upright)  # a new image too, so its info may be cleared:
+    upright.info = {}  # Pillow's encoders copy some metadata (e.g. the JPEG comment) from info
     if upright.mode == "RGBA":
         data = _save(upright, "PNG", icc)
         if len(data) <= max_bytes:

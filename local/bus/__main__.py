@@ -84,15 +84,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("peek --topic needs --subscription")
     entity = Entity(queue=args.queue) if args.queue else Entity(topic=args.topic, subscription=args.subscription)
     for env in StandInReceiver(bus).peek(entity, deadletter=args.deadletter):
+        shown: object
         try:
-            body: object = json.loads(env.body)
+            shown = json.loads(env.body)
         except ValueError:
-            body = env.body.decode("utf-8", "replace")
+            shown = env.body.decode("utf-8", "replace")
         print(json.dumps({
             "messageId": env.message_id, "enqueuedTimeUtc": env.enqueued_time_utc,
             "sequenceNumber": env.sequence_number, "applicationProperties": env.application_properties,
             "deadLetterReason": env.dead_letter_reason, "deadLetterErrorDescription": env.dead_letter_error_description,
-            "body": body,
+            "body": shown,
         }))
     return 0
 

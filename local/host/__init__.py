@@ -142,10 +142,10 @@ class LocalHost:
     def _entity_for(self, info: FunctionInfo, topology: dict[str, Any]) -> Entity:
         t = info.trigger
         if t.get("queueName"):
-            props = next((q for q in topology.get("queues", []) if q["name"] == t["queueName"]), {})
+            props: dict[str, Any] = next((q for q in topology.get("queues", []) if q["name"] == t["queueName"]), {})
             entity = Entity(queue=t["queueName"])
         else:
-            top = next((x for x in topology.get("topics", []) if x["name"] == t["topicName"]), {})
+            top: dict[str, Any] = next((x for x in topology.get("topics", []) if x["name"] == t["topicName"]), {})
             props = next((s for s in top.get("subscriptions", []) if s["name"] == t["subscriptionName"]), {})
             entity = Entity(topic=t["topicName"], subscription=t["subscriptionName"])
             self.bus.register_subscription(t["topicName"], t["subscriptionName"])

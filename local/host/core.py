@@ -133,7 +133,8 @@ def discover(app: func.FunctionApp) -> dict[str, FunctionInfo]:
         doc = json.loads(f.get_function_json())
         bindings = list(doc["bindings"])
         trigger = next(b for b in bindings if str(b.get("type", "")).endswith("Trigger"))
-        table[f.get_function_name()] = FunctionInfo(f.get_function_name(), trigger, bindings, f.get_user_function())
+        name = str(f.get_function_name())
+        table[name] = FunctionInfo(name, trigger, bindings, f.get_user_function())
     return table
 
 

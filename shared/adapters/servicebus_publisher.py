@@ -37,7 +37,7 @@ class ServiceBusPublisher:
                     message_id=message.message_id,
                     content_type=message.content_type,
                     subject=message.subject,
-                    application_properties=dict(message.application_properties) or None,
+                    application_properties=dict(message.application_properties) or None,  # type: ignore[arg-type]
                     scheduled_enqueue_time_utc=message.scheduled_enqueue_time,
                 )
                 sender.send_messages(sb_message)

@@ -108,8 +108,8 @@ class TableRecords:
         if rk_to is not None:
             clauses.append("RowKey lt @rkt")
             params["rkt"] = rk_to
-        table = self._table(table)
-        rows = (table.query_entities(" and ".join(clauses), parameters=params, select=select) if clauses
-                else table.list_entities(select=select))
+        client = self._table(table)
+        rows = (client.query_entities(" and ".join(clauses), parameters=params, select=select) if clauses
+                else client.list_entities(select=select))
         for r in rows:
             yield _from_storage(r)

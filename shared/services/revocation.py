@@ -28,8 +28,8 @@ from shared.domain.enrollment import (
     ledger_row_key,
 )
 from shared.domain.principal import Principal
-from shared.errors import MessageRejected, PersonNotFound, LargePersonGroupNotFound, RecordExists, RequestRejected
-from shared.ports import FacePort, OutgoingMessage, PhotoStorePort, MessagePublisherPort, RecordStorePort
+from shared.errors import LargePersonGroupNotFound, MessageRejected, PersonNotFound, RecordExists, RequestRejected
+from shared.ports import FacePort, MessagePublisherPort, OutgoingMessage, PhotoStorePort, RecordStorePort
 from shared.services.audit import AuditLog
 from shared.services.consent import ConsentService
 from shared.settings import Settings

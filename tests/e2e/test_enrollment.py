@@ -140,7 +140,7 @@ def test_duplicate_and_late_deliveries_change_nothing(app_stack: AppStack) -> No
     # Event Grid delivers the same BlobCreated again (the blob is gone by now, and even if it
     # were re-uploaded under the same name the upload is already final).
     status_url = f"{app_stack.host.url}/runtime/webhooks/blobs?functionName=Host.Functions.enroll"
-    session = [p for p in app_stack.call("GET", "enrollment", user=user).json()["photos"]][0]
+    session = app_stack.call("GET", "enrollment", user=user).json()["photos"][0]
     assert session["uploadId"] == upload_id
     event = [{"id": str(uuid.uuid4()), "eventType": "Microsoft.Storage.BlobCreated", "eventTime": "2026-01-01T00:00:00Z",
               "subject": f"/blobServices/default/containers/{app_stack.env['UPLOADS_CONTAINER']}/blobs/x/{upload_id}",

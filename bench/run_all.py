@@ -1,0 +1,23 @@
+"""`make bench`: every benchmark in bench/, one after the other, each printing its figures and ratios."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> int:
+    failed = []
+    for script in sorted(HERE.glob("bench_*.py")):
+        print(f"\n=== {script.name}", flush=True)
+        if subprocess.run([sys.executable, str(script)], cwd=HERE.parent, check=False).returncode != 0:
+            failed.append(script.name)
+    print(f"\n{len(failed)} benchmark(s) missed their goal: {', '.join(failed)}" if failed else "\nall goals met")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
