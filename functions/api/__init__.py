@@ -1,4 +1,4 @@
-"""The HTTP API the front ends call (docs/openapi.yaml). Identity comes only from App Service
+"""The HTTP API the front ends call (docs/openapi.json). Identity comes only from App Service
 Authentication's X-MS-CLIENT-PRINCIPAL header; each route parses, calls one service, maps the reply."""
 
 from __future__ import annotations
