@@ -99,11 +99,12 @@ class RecordExists(RecordError):
 class RequestRejected(FaceEnrollmentError):
     """A caller's request that cannot be served; ``status`` is the HTTP status to answer with."""
 
-    def __init__(self, reason: str, *, status: int = 400, code: str = "BadRequest") -> None:
+    def __init__(self, reason: str, *, status: int = 400, code: str = "BadRequest", **details: str) -> None:
         super().__init__(reason)
         self.reason = reason
         self.status = status
         self.code = code
+        self.details = details
 
 
 class MessageRejected(FaceEnrollmentError):

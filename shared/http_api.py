@@ -54,7 +54,9 @@ def handle(action: Callable[[], Reply]) -> Reply:
         return Reply(exc.status, {"error": {"code": "Unauthorized" if exc.status == 401 else "Forbidden",
                                             "message": exc.reason}})
     except RequestRejected as exc:
-        return Reply(exc.status, {"error": {"code": exc.code, "message": exc.reason}})
+        error: dict[str, Any] = {"code": exc.code, "message": exc.reason}
+        error.update(exc.details)
+        return Reply(exc.status, {"error": error})
     except (TransientFailure, FaceTransientError, RecordConflict):
         return Reply(503, {"error": {"code": "TryAgain", "message": "The service is busy; try again in a moment."}},
                      {"Retry-After": "2"})
@@ -62,3 +64,8 @@ def handle(action: Callable[[], Reply]) -> Reply:
         error_id = uuid.uuid4().hex
         log.error("request failed: %s (error %s)", exc.__class__.__name__, error_id)
         return Reply(500, {"error": {"code": "InternalError", "message": "Something went wrong.", "errorId": error_id}})
+
+
+def require_admin(principal: Principal, action: str) -> None:
+    if not principal.is_admin:
+        raise RequestRejected(f"Only administrators can {action}.", status=403, code="Forbidden")

@@ -127,3 +127,37 @@ def purge_now(req: func.HttpRequest) -> func.HttpResponse:
         dry_run = json_body(req.get_body()).get("dryRun", True) is not False
         return Reply(200, s.purge.run(dry_run=dry_run, trigger="admin"))
     return _respond(run)
+
+
+@bp.route(route="admin/reenrollments", methods=["POST"], auth_level=ANON)
+def start_reenrollment(req: func.HttpRequest) -> func.HttpResponse:
+    def run() -> Reply:
+        from shared.http_api import json_body, require_admin
+
+        s, p = _ctx(req)
+        require_admin(p, "start a re-enrollment")
+        model = json_body(req.get_body()).get("recognitionModel")
+        return Reply(202, s.reenrollment.start(recognition_model=model, requested_by=p.user_key))
+    return _respond(run)
+
+
+@bp.route(route="admin/reenrollments/{runId}", methods=["GET"], auth_level=ANON)
+def reenrollment_progress(req: func.HttpRequest) -> func.HttpResponse:
+    def run() -> Reply:
+        from shared.http_api import require_admin
+
+        s, p = _ctx(req)
+        require_admin(p, "read re-enrollment progress")
+        return Reply(200, s.reenrollment.progress(req.route_params["runId"]))
+    return _respond(run)
+
+
+@bp.route(route="admin/reenrollments/{runId}/resume", methods=["POST"], auth_level=ANON)
+def resume_reenrollment(req: func.HttpRequest) -> func.HttpResponse:
+    def run() -> Reply:
+        from shared.http_api import require_admin
+
+        s, p = _ctx(req)
+        require_admin(p, "resume a re-enrollment")
+        return Reply(202, s.reenrollment.resume(p, req.route_params["runId"]))
+    return _respond(run)

@@ -60,14 +60,24 @@ def ledger_row_key(now: datetime, unique: str) -> str:
 
 
 def overall_status(user: Mapping[str, Any] | None, photos: Sequence[Mapping[str, Any]], *,
-                   has_consent: bool, last_trained_through: datetime | None) -> str:
-    """Derives the status a person sees from the records (not stored, so it cannot drift)."""
+                   has_consent: bool, last_trained_through: datetime | None, active_group_id: str | None = None) -> str:
+    """Derives the status a person sees from the records (not stored, so it cannot drift).
+
+    ``active_group_id`` makes a model update visible: a person re-enrolled into the now active group
+    (``newGroupId``) is enrolled, since the switch happens only after its training succeeded; a
+    person left in a superseded group must enroll again.
+    """
     if user is None:
         return NONE
     if user.get("state") == "revoked":
         return REVOKED
     if user.get("reenrollRequired"):
         return REENROLL_REQUIRED
+    if active_group_id is not None:
+        if user.get("newGroupId") == active_group_id and user.get("newPersonId"):
+            return ENROLLED
+        if user.get("personId") and user.get("groupId") and user.get("groupId") != active_group_id:
+            return REENROLL_REQUIRED
     face_added = parse_iso(user.get("faceAddedAt"))
     if user.get("personId") and face_added is not None:
         if last_trained_through is not None and face_added <= last_trained_through:

@@ -48,6 +48,7 @@ log = logging.getLogger("shared.enrollment")
 
 DETECT_ATTRIBUTES = ("headPose", "blur", "exposure", "occlusion", "mask", "qualityForRecognition")
 GROUP_ROW = ("group", "active")
+PROCESSING_LEASE = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)
@@ -265,13 +266,17 @@ class EnrollmentService:
                          reasons=("This photo was discarded because consent was withdrawn.",))
             self._audit.write("upload.discarded", actor="system", subject=user_key, reason="no current consent")
             return "discarded"
-        if upload.get("status") == dom.AWAITING:
-            upload["status"] = dom.PROCESSING
-            upload["attempt"] = uuid.uuid4().hex
-            try:
-                etag = self._records.update(TABLE_UPLOADS, upload, etag=etag)
-            except RecordConflict as exc:
-                raise TransientFailure("another delivery of this upload is being processed") from exc
+        # Claim the upload (ETag) with a lease: a duplicate delivery while another is at work backs
+        # off and is redelivered; a claim left by a crashed delivery expires and is taken over.
+        now = self._clock()
+        claimed = parse_iso(upload.get("claimedAt"))
+        if upload.get("status") == dom.PROCESSING and claimed and now - claimed < PROCESSING_LEASE:
+            raise TransientFailure("another delivery of this upload is being processed")
+        upload.update({"status": dom.PROCESSING, "claimedAt": iso(now)})
+        try:
+            etag = self._records.update(TABLE_UPLOADS, upload, etag=etag)
+        except RecordConflict as exc:
+            raise TransientFailure("another delivery of this upload is being processed") from exc
         return self._enroll_photo(user_key, user, upload, blob_name=blob_name, content=content)
 
     def _enroll_photo(self, user_key: str, user: dict[str, Any], upload: dict[str, Any], *, blob_name: str,
@@ -346,6 +351,17 @@ class EnrollmentService:
                 raise TransientFailure("user record vanished")
             user, etag = found
             if user.get("personId") and user.get("groupId") == group.group_id:
+                return str(user["personId"])
+            if user.get("newPersonId") and user.get("newGroupId") == group.group_id:
+                # Re-enrolled into this group by a model update: it becomes the user's person. The
+                # old one stays named until its superseded group is deleted, so erasure finds it.
+                user.update({"previousGroupId": user.get("groupId"), "previousPersonId": user.get("personId"),
+                             "groupId": user["newGroupId"], "personId": user["newPersonId"],
+                             "newGroupId": None, "newPersonId": None})
+                try:
+                    self._records.update(TABLE_USERS, user, etag=etag)
+                except RecordConflict:
+                    continue
                 return str(user["personId"])
             if user.get("personAttempt"):
                 # A previous attempt may have created a person and crashed before recording it.
@@ -436,12 +452,14 @@ class EnrollmentService:
         photos = sorted(self._records.partition(TABLE_UPLOADS, user_key), key=lambda p: str(p.get("createdAt")))
         consent = self._consent.current(user_key)
         trained_through = None
-        if user and user.get("personId") and user.get("state") == "active":
+        active = self.groups.active(create=False)
+        if user and user.get("personId") and user.get("state") == "active" and active and user.get("groupId") == active.group_id:
             try:
                 trained_through = self.training.refresh()
             except (LargePersonGroupNotFound, LargePersonGroupNotTrained):
                 trained_through = None
-        status = dom.overall_status(user, photos, has_consent=consent is not None, last_trained_through=trained_through)
+        status = dom.overall_status(user, photos, has_consent=consent is not None, last_trained_through=trained_through,
+                                    active_group_id=active.group_id if active else None)
         body: dict[str, Any] = {
             "status": status,
             "photos": [{"uploadId": p["RowKey"], "status": p.get("status"), "reasons": list(p.get("reasons_json") or [])}
@@ -459,6 +477,9 @@ class EnrollmentService:
             body["message"] = ("The face recognition model was upgraded. Please enroll again: upload new photos "
                                "(POST /api/enrollment/uploads).")
         return body
+
+    def consent_current(self, user_key: str) -> Any:
+        return self._consent.current(user_key)
 
     # --- admin override ------------------------------------------------------------------------
     def grant_override(self, admin: Principal, user_key: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -161,7 +161,8 @@ class RevocationService:
         user_found = self._records.get(TABLE_USERS, user_key, USER_ROW)
         user = user_found[0] if user_found else {}
         # 2. Face persons, in every group the user is in (the active one and a re-enrollment target).
-        for group_key, person_key in (("groupId", "personId"), ("newGroupId", "newPersonId")):
+        for group_key, person_key in (("groupId", "personId"), ("newGroupId", "newPersonId"),
+                                      ("previousGroupId", "previousPersonId")):
             if user.get(group_key) and user.get(person_key):
                 try:
                     self._face.delete_person(str(user[group_key]), str(user[person_key]))
