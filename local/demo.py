@@ -337,6 +337,42 @@ class Scenario:
             raise StepFailed("identified as alice's person: no")
         return "identified as alice's person: yes (the personId itself stays out of this report)"
 
+    def model_update(self, r: StepResult) -> str:
+        """A recognition model update: Alice (kept photos) is re-enrolled automatically, Bob is asked to enroll again."""
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        cmd = [sys.executable, "-m", "local.reenroll", "--api", self.stack.host_url, "--interval", "0.3",
+               "start", "--model", "recognition_05", "--watch"]
+        self.report.console.print("    $ python -m local.reenroll start --model recognition_05 --watch")
+        # The operator CLI draws its live progress bar straight onto this terminal.
+        done = subprocess.run(cmd, cwd=ROOT, env=env, timeout=180, check=False)
+        if done.returncode != 0:
+            raise StepFailed(f"the re-enrollment run did not switch (exit {done.returncode})")
+        state = self.table("state").get_entity("group", "active")
+        new_group = str(state["groupId"])
+        if new_group == self._alice_group or state.get("recognitionModel") != "recognition_05":
+            raise StepFailed("the active group was not switched to recognition_05")
+        row = self.user_row(ALICE["oid"]) or {}
+        self._alice_new_group = new_group
+        self._alice_new_person = self.report.secret(str(row.get("newPersonId") or ""))
+        with self.face() as face:
+            faces = face.detect(self.photo("obama3.jpg"), recognition_model="recognition_05")
+            result = face.identify(new_group, [str(faces[0].face_id)], max_candidates=1)
+        candidates = list(result[0].candidates) if result else []
+        same = bool(candidates) and candidates[0].person_id == self._alice_new_person
+        r.detail.append(f"active group now pinned to {state.get('recognitionModel')}; the old group is kept for the "
+                        "grace period, then purge_timer deletes it")
+        r.detail.append("obama3.jpg detected under recognition_05, identified in the new group as alice's new person: "
+                        + ("yes" if same else "no"))
+        bob = self.api.json("GET", "enrollment", user=BOB, expect=200)
+        r.detail.append(f"Bob (no kept photos): {bob['status']} — {bob.get('message', '')}")
+        alice = self.api.json("GET", "enrollment", user=ALICE, expect=200)
+        if not same:
+            raise StepFailed("Alice was not identified in the new group")
+        if bob["status"] != "reenrollRequired" or alice["status"] != "enrolled":
+            raise StepFailed(f"expected Alice enrolled and Bob reenrollRequired, got {alice['status']} / {bob['status']}")
+        return "Alice re-enrolled from her kept photos into a recognition_05 group; Bob is asked to enroll again"
+
     def hr_termination(self, r: StepResult) -> str:
         event_id = f"hr-{uuid.uuid4()}"
         now = datetime.now(timezone.utc)
@@ -395,9 +431,19 @@ class Scenario:
             person_gone = False
         except PersonNotFound:
             person_gone = True
-        r.detail.append(f"Face person in the active group: {'gone (PersonNotFound)' if person_gone else 'STILL THERE'}")
+        r.detail.append(f"Face person in the first group: {'gone (PersonNotFound)' if person_gone else 'STILL THERE'}")
         if not person_gone:
             problems.append("the Face group still has Alice's person")
+        if getattr(self, "_alice_new_person", ""):
+            try:
+                with self.face() as face:
+                    face.get_person(self._alice_new_group, self._alice_new_person)
+                new_gone = False
+            except PersonNotFound:
+                new_gone = True
+            r.detail.append(f"Face person in the re-enrollment group: {'gone (PersonNotFound)' if new_gone else 'STILL THERE'}")
+            if not new_gone:
+                problems.append("the new group still has Alice's person")
         uploads = [b for b in self.blobs(self.uploads_container) if b.rsplit("/", 1)[-1] in self.alice_uploads]
         r.detail.append(f"blobs of her uploads in container {self.uploads_container}: {len(uploads)}")
         if uploads:
@@ -437,9 +483,11 @@ class Scenario:
         step("Alice becomes enrolled", self.alice_enrolled, short="Alice enrolled", needs=[4])
         step("An unseen photo of Alice is identified as her", self.identify,
              short="Unseen photo identified as Alice", needs=[6])
+        step("Recognition model update: re-enroll into a recognition_05 group", self.model_update,
+             short="Model update → Alice re-enrolled, Bob asked", needs=[5, 7])
         step("HR terminates Alice: erased on the HR event, with a receipt", self.hr_termination,
              short="HR termination → erased + receipt", needs=[7])
-        step("Nothing of Alice is left", self.nothing_left, short="Nothing of Alice left", needs=[7, 8])
+        step("Nothing of Alice is left", self.nothing_left, short="Nothing of Alice left", needs=[7, 9])
         step("Bob withdraws his consent himself (DELETE /api/enrollment)", self.bob_revokes,
              short="Bob revokes himself → receipt", needs=[5])
 
