@@ -352,6 +352,11 @@ class ServiceBusPump:
     def handle(self, m: LockedMessage, stop: threading.Event) -> InvocationResult | None:
         with self._lock:
             self.in_flight += 1
+        scheduled = m.envelope.scheduled_enqueue_time_utc
+        if scheduled:
+            early = (datetime.fromisoformat(scheduled.replace("Z", "+00:00")) - _now()).total_seconds()
+            if 0 < early <= 2:
+                stop.wait(early)
         done = threading.Event()
         renewer = threading.Thread(target=self._renew, args=(m, done, stop), daemon=True)
         renewer.start()
