@@ -377,6 +377,13 @@ class ServiceBusPump:
                 if result.ok:
                     send_outputs(self.info, result, self.receiver.bus)
                     self.receiver.complete(m)
+                elif m.delivery_count >= self.entity.max_delivery_count:
+                    # The last delivery failed: dead-letter now, keeping the function's last error
+                    # in the description (Service Bus gives only a generic one).
+                    self.receiver.dead_letter(m, reason="MaxDeliveryCountExceeded",
+                                              description=f"Message could not be consumed after "
+                                                          f"{self.entity.max_delivery_count} delivery attempts. "
+                                                          f"Last error: {result.error or ''}")
                 else:
                     self.receiver.abandon(m)
             except LockLost:

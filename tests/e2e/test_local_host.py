@@ -206,6 +206,7 @@ def test_rejected_message_is_dead_lettered_after_max_deliveries(probe_host: Host
 
     letters = wait(dead, timeout=60)
     assert letters[0]["deadLetterReason"] == "MaxDeliveryCountExceeded"
+    assert "probe rejects this message" in letters[0]["deadLetterErrorDescription"]
     assert len([i for i in probe_host.invocations("sb_probe") if not i["ok"] and "probe rejects" in (i["error"] or "")]) == 10
 
 
