@@ -55,6 +55,14 @@ FINAL_ITEM_STATES = frozenset({"done", "failed", "skipped"})
 FANOUT_BATCH = 200
 FANOUT_LEAD = timedelta(seconds=20)  # the next batch is queued this long before the current one runs out
 VERIFY_SAMPLE = 3
+# A work item is worked on by one delivery at a time: the holder refreshes this lease at every step.
+# Another delivery meanwhile (a redelivery after a lost lock, a resume) defers itself to the lease's
+# end instead of racing the holder (two racing deliveries could add the same face twice).
+ITEM_LEASE = timedelta(seconds=20)
+
+
+class LeaseLost(Exception):
+    """Another delivery took the work item over (this one was too slow): stop touching it."""
 
 
 def _photo_tag(name: str) -> str:
@@ -218,9 +226,41 @@ class ReenrollmentService:
         except (ValueError, KeyError, TypeError) as exc:
             raise MessageRejected("malformed re-enrollment work item") from exc
         run, _ = self._run(run_id)
-        item_found = self._records.get(TABLE_ITEMS, run_id, user_key)
-        if item_found is None or item_found[0].get("status") in FINAL_ITEM_STATES:
+        token = uuid.uuid4().hex
+        claim = self._claim_item(run_id, user_key, token)
+        if claim == "final":
             return "duplicate"
+        if isinstance(claim, datetime):
+            self._publisher.send(self._settings.reenroll_work_queue, [OutgoingMessage(
+                body=json.dumps({"runId": run_id, "userKey": user_key}).encode(),
+                message_id=f"{run_id}:{user_key}:deferred:{token}", scheduled_enqueue_time=claim,
+                application_properties={"kind": "reenroll.work"})])
+            return "deferred"
+        try:
+            return self._work(run, run_id, user_key, token)
+        except LeaseLost:
+            return "deferred"
+
+    def _claim_item(self, run_id: str, user_key: str, token: str) -> datetime | str | None:
+        """None when this delivery holds the item; "final" when it is done; else when to try again."""
+        for _ in range(5):
+            found = self._records.get(TABLE_ITEMS, run_id, user_key)
+            if found is None or found[0].get("status") in FINAL_ITEM_STATES:
+                return "final"
+            item, etag = found
+            now = self._clock()
+            held = parse_iso(item.get("claimedAt"))
+            if item.get("claimedBy") and held is not None and now - held < ITEM_LEASE:
+                return held + ITEM_LEASE + timedelta(seconds=1)
+            item.update({"claimedBy": token, "claimedAt": iso(now)})
+            try:
+                self._records.update(TABLE_ITEMS, item, etag=etag)
+                return None
+            except RecordConflict:
+                continue
+        return self._clock() + ITEM_LEASE
+
+    def _work(self, run: dict[str, Any], run_id: str, user_key: str, token: str) -> str:
         if run.get("status") not in ("fanningOut", "working"):
             return self._finish_item(run_id, user_key, "skipped", reason=f"run is {run.get('status')}")
         user = self._user(user_key)
@@ -231,7 +271,7 @@ class ReenrollmentService:
         person_id = self._ensure_new_person(user_key, group_id)
         if person_id is None:
             return self._finish_item(run_id, user_key, "skipped", reason="revoked during the run")
-        added, failed = self._add_kept_faces(run_id, user_key, user, group_id, person_id)
+        added, failed = self._add_kept_faces(run_id, user_key, user, group_id, person_id, token)
         # Revocation wins, also against a race with this very item: look again before reporting done.
         if self._enrollment.consent_current(user_key) is None or self._user(user_key) is None:
             try:
@@ -291,7 +331,7 @@ class ReenrollmentService:
         raise TransientFailure("could not record the new person")
 
     def _add_kept_faces(self, run_id: str, user_key: str, user: dict[str, Any], group_id: str,
-                        person_id: str) -> tuple[int, int]:
+                        person_id: str, token: str) -> tuple[int, int]:
         found = self._records.get(TABLE_ITEMS, run_id, user_key)
         item = found[0] if found else {}
         done: list[str] = list(item.get("added_json") or [])
@@ -311,24 +351,28 @@ class ReenrollmentService:
                 continue
             if existing is not None and tag in existing:
                 done.append(tag)
-                self._update_item(run_id, user_key, added_json=done, adding=None)
+                self._update_item(run_id, user_key, token, added_json=done, adding=None)
                 continue
-            self._update_item(run_id, user_key, adding=tag)
+            self._update_item(run_id, user_key, token, adding=tag)
             try:
                 self._face.add_face(group_id, person_id, self._photos.read_kept(name), user_data=tag)
                 done.append(tag)
             except FaceInvalidImage:
                 failed.append(tag)
-            self._update_item(run_id, user_key, added_json=done, rejected_json=failed, adding=None)
+            self._update_item(run_id, user_key, token, added_json=done, rejected_json=failed, adding=None)
         return len(done), len(failed)
 
-    def _update_item(self, run_id: str, user_key: str, **fields: Any) -> None:
+    def _update_item(self, run_id: str, user_key: str, token: str, **fields: Any) -> None:
+        """Records progress and renews the lease; LeaseLost if another delivery holds the item now."""
         for _ in range(5):
             found = self._records.get(TABLE_ITEMS, run_id, user_key)
             if found is None:
                 return
             row, etag = found
+            if row.get("claimedBy") != token:
+                raise LeaseLost(user_key)
             row.update(fields)
+            row["claimedAt"] = iso(self._clock())
             try:
                 self._records.update(TABLE_ITEMS, row, etag=etag)
                 return

@@ -10,6 +10,7 @@ import pytest
 import requests
 from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
+from azure.storage.queue import QueueServiceClient
 
 from shared.adapters.face_rest import FaceRestClient
 from tests.fixtures.app_stack import AppStack
@@ -161,6 +162,64 @@ def test_unknown_blob_is_deleted(app_stack: AppStack) -> None:
     app_stack.host.wait_for(lambda: "not-a-session/stray.jpg" not in blobs(app_stack, app_stack.env["UPLOADS_CONTAINER"]))
 
 
+def shrunk(rel: str, width: int) -> bytes:
+    from io import BytesIO
+
+    from PIL import Image
+
+    image = Image.open(BytesIO(face_bytes(rel))).convert("RGB")
+    image = image.resize((width, round(image.height * width / image.width)))
+    out = BytesIO()
+    image.save(out, "JPEG", quality=95)
+    return out.getvalue()
+
+
+def test_tiny_face_and_too_large_file_are_rejected(app_stack: AppStack) -> None:
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    app_stack.consent(user, store_photos=False)
+    too_large = b"\xff\xd8\xff\xe0" + b"\0" * (6 * 1024 * 1024 + 10)
+    app_stack.upload(user, [shrunk("family1-dad/1.jpg", 110), too_large])
+    status = app_stack.wait_status(user, lambda s: all(p["status"] == "rejected" for p in s["photos"]))
+    texts = " ".join(r for p in status["photos"] for r in p["reasons"]).lower()
+    assert "closer" in texts and "larger than 6 mb" in texts
+
+
+def test_admin_quality_override_is_audited_and_never_skips_one_face(app_stack: AppStack) -> None:
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    app_stack.consent(user, store_photos=False)
+    app_stack.upload(user, [face_bytes("quality/blurry.jpg")])
+    app_stack.wait_status(user, lambda s: s["photos"] and s["photos"][0]["status"] == "rejected")
+    body = {"reason": "camera at reception is blurry; identity checked in person", "expiresInHours": 2}
+    assert app_stack.call("POST", f"admin/users/{user}/quality-override", user=user, json=body).status_code == 403
+    bad = app_stack.call("POST", f"admin/users/{user}/quality-override", user="admin-1", admin=True, json={"reason": ""})
+    assert bad.status_code == 400
+    granted = app_stack.call("POST", f"admin/users/{user}/quality-override", user="admin-1", admin=True, json=body)
+    assert granted.status_code == 201 and granted.json()["expiresAt"]
+    app_stack.upload(user, [face_bytes("quality/blurry.jpg"), face_bytes("multi/1.jpg")])
+    status = app_stack.wait_status(user, lambda s: len(s["photos"]) == 3 and all(
+        p["status"] in ("accepted", "rejected") for p in s["photos"]))
+    statuses = sorted(p["status"] for p in status["photos"])
+    assert statuses == ["accepted", "rejected", "rejected"]  # the blurry one passes; two faces never do
+    audit = TableServiceClient.from_connection_string(app_stack.azurite.connection_string).get_table_client(
+        f"{app_stack.env['TABLE_PREFIX']}audit")
+    actions = [(e["action"], e.get("subject")) for e in audit.list_entities()]
+    assert ("quality.override.granted", user) in actions and ("quality.overridden", user) in actions
+
+
+def test_turning_store_photos_off_deletes_kept_photos(app_stack: AppStack) -> None:
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    app_stack.consent(user, store_photos=True)
+    app_stack.upload(user, [face_bytes("family2-man/1.jpg")])
+    app_stack.wait_status(user, lambda s: s["photos"][0]["status"] == "accepted")
+    row = user_row(app_stack, user)
+    assert row is not None
+    kept = app_stack.env["KEPT_PHOTOS_CONTAINER"]
+    assert [b for b in blobs(app_stack, kept) if b.startswith(row["keptToken"])]
+    app_stack.consent(user, store_photos=False)
+    assert not [b for b in blobs(app_stack, kept) if b.startswith(row["keptToken"])]
+    assert app_stack.call("GET", "enrollment", user=user).json()["storePhotos"] is False
+
+
 def test_no_person_id_leaks_anywhere(app_stack: AppStack) -> None:
     """Runs last in this module: every personId the emulator issued is searched for everywhere."""
     person_ids = app_stack.face.stats()["personIds"]
@@ -172,6 +231,17 @@ def test_no_person_id_leaks_anywhere(app_stack: AppStack) -> None:
         for b in service.get_container_client(c.name).list_blobs(include=["metadata"]):
             names.append(b.name + json.dumps(b.metadata or {}))
     haystacks["blob names and metadata"] = "\n".join(names)
+    queues = QueueServiceClient.from_connection_string(app_stack.azurite.connection_string)
+    messages = [m.content for q in queues.list_queues()
+                for m in queues.get_queue_client(q.name).peek_messages(max_messages=32)]
+    haystacks["queued messages"] = "\n".join(messages)
+    tables = TableServiceClient.from_connection_string(app_stack.azurite.connection_string)
+    prefix = app_stack.env["TABLE_PREFIX"]
+    # The users table holds personIds by design; every other table (audit, uploads, ledger...) must not.
+    other = [json.dumps(dict(e), default=str) for t in tables.list_tables()
+             if t.name.startswith(prefix) and t.name != f"{prefix}users"
+             for e in tables.get_table_client(t.name).list_entities()]
+    haystacks["tables other than users"] = "\n".join(other)
     for name, text in haystacks.items():
         for pid in person_ids:
             assert pid not in text, f"a personId leaked into the {name}"

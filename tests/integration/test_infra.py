@@ -314,8 +314,10 @@ def bindings() -> list[dict[str, Any]]:
         import function_app
     except Exception as exc:
         pytest.fail(f"cannot import function_app: {type(exc).__name__}: {exc}", pytrace=False)
-    functions = function_app.app.get_functions()  # may be called only once per FunctionApp
-    return [{"name": f.get_function_name(), **json.loads(f.get_function_json())} for f in functions]
+    from tests.fixtures.function_json import function_docs
+
+    assert function_app.app is not None
+    return [dict(doc) for doc in function_docs()]
 
 
 def _all_strings(obj: Any) -> list[str]:
