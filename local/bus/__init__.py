@@ -7,6 +7,7 @@ sends through it too. See that module for how Service Bus semantics map onto sto
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,7 @@ class LockedMessage:
     pop_receipt: str
     delivery_count: int
     lock_token: str
+    locked_until: float = 0.0  # time.monotonic(); settling later than this is a lost lock, as in Service Bus
 
 
 class LockLost(Exception):
@@ -83,7 +85,8 @@ class StandInReceiver:
                 self.dead_letter(locked, reason="MalformedEnvelope", description=str(exc))
                 continue
             count = int(raw.dequeue_count) + envelope.previous_delivery_count
-            locked = LockedMessage(entity, envelope, raw.id, raw.pop_receipt, count, raw.pop_receipt)
+            locked = LockedMessage(entity, envelope, raw.id, raw.pop_receipt, count, raw.pop_receipt,
+                                   time.monotonic() + max(1, int(round(entity.lock_seconds))))
             if count > entity.max_delivery_count:
                 self.dead_letter(locked, reason="MaxDeliveryCountExceeded",
                                  description=f"Message could not be consumed after {entity.max_delivery_count} delivery attempts.")
@@ -94,9 +97,16 @@ class StandInReceiver:
     def _settle_error(self, exc: Exception) -> LockLost:
         return LockLost(f"lock lost: {exc.__class__.__name__}")
 
+    def _check_lock(self, message: LockedMessage) -> None:
+        # Storage would still accept the pop receipt until someone else receives the message;
+        # Service Bus refuses a settlement once the lock has expired, and so does the stand-in.
+        if message.locked_until and time.monotonic() > message.locked_until:
+            raise LockLost("lock lost: the lock expired before the settlement")
+
     def complete(self, message: LockedMessage) -> None:
         from azure.core.exceptions import HttpResponseError
 
+        self._check_lock(message)
         try:
             self.bus.queue_client(message.entity.storage_name).delete_message(message.storage_id, message.pop_receipt)
         except HttpResponseError as exc:
@@ -105,6 +115,7 @@ class StandInReceiver:
     def abandon(self, message: LockedMessage) -> None:
         from azure.core.exceptions import HttpResponseError
 
+        self._check_lock(message)
         try:
             self.bus.queue_client(message.entity.storage_name).update_message(
                 message.storage_id, message.pop_receipt, visibility_timeout=0)
@@ -114,12 +125,14 @@ class StandInReceiver:
     def renew(self, message: LockedMessage) -> None:
         from azure.core.exceptions import HttpResponseError
 
+        self._check_lock(message)
         try:
             updated = self.bus.queue_client(message.entity.storage_name).update_message(
                 message.storage_id, message.pop_receipt, visibility_timeout=max(1, int(round(message.entity.lock_seconds))))
         except HttpResponseError as exc:
             raise self._settle_error(exc) from exc
         message.pop_receipt = updated.pop_receipt
+        message.locked_until = time.monotonic() + max(1, int(round(message.entity.lock_seconds)))
 
     def dead_letter(self, message: LockedMessage, *, reason: str, description: str = "") -> None:
         env = message.envelope
@@ -130,6 +143,7 @@ class StandInReceiver:
         dlq = self.bus.queue_client(deadletter_name(message.entity.storage_name))
         # Copy first, then delete: a crash in between leaves a duplicate, never a loss.
         dlq.send_message(env.to_text())
+        message.locked_until = 0.0  # the copy exists: removing the original must not be refused
         self.complete(message)
 
     def peek(self, entity: Entity, *, deadletter: bool = False, max_messages: int = 32) -> list[Envelope]:
