@@ -27,8 +27,8 @@ class ServiceBusPublisher:
             return
         from azure.servicebus import ServiceBusMessage
 
-        # A queue and a topic share one namespace of entity names, and the sender for a topic
-        # is a topic sender; the app knows which destinations are topics by name.
+        # The app sends to queues only (revocations, model-updates, reenroll-work); topics such as
+        # hr-events are written by other systems.
         sender = self._service().get_queue_sender(destination)
         with sender:
             for message in messages:
