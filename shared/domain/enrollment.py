@@ -85,7 +85,7 @@ def overall_status(user: Mapping[str, Any] | None, photos: Sequence[Mapping[str,
         return PENDING
     if any(p.get("status") in (AWAITING, PROCESSING) for p in photos):
         return PENDING
-    if any(p.get("status") == REJECTED for p in photos):
+    if any(p.get("status") == REJECTED for p in photos) or user.get("lastError"):
         return FAILED
     return PENDING if has_consent and photos else NONE
 

@@ -16,7 +16,9 @@ from shared.domain.enrollment import (
     current_consent,
     iso,
     ledger_row_key,
+    parse_iso,
 )
+from shared.domain.erasure import TABLE_CONSENT_BY_DAY, day_key, latest_grant
 from shared.domain.principal import Principal
 from shared.errors import RecordConflict, RecordExists, RequestRejected
 from shared.ports import PhotoStorePort, RecordStorePort
@@ -69,7 +71,15 @@ class ConsentService:
         if principal.hr_key:
             # HR termination events name the employee id; this index finds the user without a scan.
             self._records.upsert("hrindex", {"PartitionKey": principal.hr_key, "RowKey": "u", "userKey": principal.user_key})
+        # The retention index (purge_timer reads only the days that are due): written before the
+        # grant, so every grant is found; the previous grant's row goes after, as it no longer counts.
+        previous = latest_grant(self.ledger(principal.user_key))
+        self._records.upsert(TABLE_CONSENT_BY_DAY, {"PartitionKey": day_key(now), "RowKey": principal.user_key,
+                                                    "grantRowKey": entry["RowKey"], "at": entry["at"]})
         self._records.insert(TABLE_CONSENT, entry)
+        previous_at = parse_iso(str(previous.get("at"))) if previous else None
+        if previous_at is not None and day_key(previous_at) != day_key(now):
+            self._records.delete(TABLE_CONSENT_BY_DAY, day_key(previous_at), principal.user_key)
         self._audit.write("consent.granted", actor=principal.user_key, subject=principal.user_key,
                           termsVersion=terms.version, storePhotos=store)
         if not store:

@@ -25,6 +25,7 @@ from shared.domain.enrollment import (
     iso,
     parse_iso,
 )
+from shared.domain.erasure import TABLE_UPLOADS_BY_MINUTE, minute_key
 from shared.domain.principal import Principal
 from shared.domain.quality import FaceObservation, Thresholds, evaluate
 from shared.errors import (
@@ -218,7 +219,10 @@ class EnrollmentService:
         for _ in range(count):
             upload_id = uuid.uuid4().hex
             blob_name = blob_name_for(session_id, upload_id)
-            # The index row first: an upload that arrives is always recognised as ours.
+            # The expiry index first (purge_timer finds every slot by its creation minute), then
+            # the index row: an upload that arrives is always recognised as ours.
+            self._records.insert(TABLE_UPLOADS_BY_MINUTE, {"PartitionKey": minute_key(now), "RowKey": upload_id,
+                                                           "userKey": principal.user_key, "createdAt": iso(now)})
             self._records.insert(TABLE_UPLOAD_INDEX, {"PartitionKey": upload_id, "RowKey": "u",
                                                       "userKey": principal.user_key, "sessionId": session_id,
                                                       "createdAt": iso(now)})
@@ -330,9 +334,12 @@ class EnrollmentService:
                         "processedAt": iso(self._clock()), "kept": kept})
             try:
                 self._records.update(TABLE_UPLOADS, row, etag=etag)
-                return
             except RecordConflict:
                 continue
+            created = parse_iso(row.get("createdAt"))
+            if created is not None and status in dom.FINAL_PHOTO_STATUSES:
+                self._records.delete(TABLE_UPLOADS_BY_MINUTE, minute_key(created), upload_id)  # no longer due
+            return
 
     def _dispose(self, user: dict[str, Any], upload: dict[str, Any], *, content: bytes | None) -> bool:
         """After processing: keep the photo only with storePhotos consent; the upload blob goes either way."""
@@ -440,6 +447,7 @@ class EnrollmentService:
             user, etag = found
             user["faceAddedAt"] = iso(self._clock())
             user["reenrollRequired"] = False
+            user["lastError"] = None
             try:
                 self._records.update(TABLE_USERS, user, etag=etag)
                 return
@@ -473,6 +481,8 @@ class EnrollmentService:
             if latest is not None and latest.get("kind") == "revocation":
                 body["status"] = dom.REVOKED
                 body["receiptId"] = latest.get("receiptId")
+        if status == dom.FAILED and user and user.get("lastError"):
+            body["message"] = str(user["lastError"])
         if status == dom.REENROLL_REQUIRED:
             body["message"] = ("The face recognition model was upgraded. Please enroll again: upload new photos "
                                "(POST /api/enrollment/uploads).")

@@ -101,8 +101,11 @@ class ReenrollmentService:
             raise RequestRejected(f"The active group already uses {recognition_model}.", status=409, code="AlreadyOnModel")
         now = self._clock()
         run_id = uuid.uuid4().hex[:16]
+        new_group = f"faceenroll-{recognition_model.replace('_', '')}-{uuid.uuid4().hex[:12]}"
         found = self._records.get(TABLE_STATE, *CURRENT)
-        current = {"PartitionKey": CURRENT[0], "RowKey": CURRENT[1], "runId": run_id, "active": True}
+        # newGroupId here too: purge_timer sweeps orphans in the group being built.
+        current = {"PartitionKey": CURRENT[0], "RowKey": CURRENT[1], "runId": run_id, "active": True,
+                   "newGroupId": new_group}
         if found is not None:
             row, etag = found
             if row.get("active"):
@@ -119,7 +122,6 @@ class ReenrollmentService:
                 self._records.insert(TABLE_STATE, current)
             except RecordExists as exc:
                 raise RequestRejected("Another re-enrollment was just started.", status=409, code="RunInProgress") from exc
-        new_group = f"faceenroll-{recognition_model.replace('_', '')}-{uuid.uuid4().hex[:12]}"
         run = {"PartitionKey": run_id, "RowKey": "run", "runId": run_id, "status": "fanningOut",
                "targetModel": recognition_model, "newGroupId": new_group,
                "oldGroupId": group.group_id if group else None, "startedAt": iso(now), "requestedBy": requested_by[:200],

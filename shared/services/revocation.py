@@ -26,7 +26,9 @@ from shared.domain.enrollment import (
     USER_ROW,
     iso,
     ledger_row_key,
+    parse_iso,
 )
+from shared.domain.erasure import TABLE_CONSENT_BY_DAY, TABLE_UPLOADS_BY_MINUTE, day_key, latest_grant, minute_key
 from shared.domain.principal import Principal
 from shared.errors import LargePersonGroupNotFound, MessageRejected, PersonNotFound, RecordExists, RequestRejected
 from shared.ports import FacePort, MessagePublisherPort, OutgoingMessage, PhotoStorePort, RecordStorePort
@@ -177,6 +179,9 @@ class RevocationService:
         for row in self._records.partition(TABLE_UPLOADS, user_key):
             erased["uploads"] += int(self._photos.delete_upload(str(row.get("blobName") or "")))
             self._records.delete(TABLE_UPLOAD_INDEX, str(row["RowKey"]), "u")
+            created = parse_iso(row.get("createdAt"))
+            if created is not None:
+                self._records.delete(TABLE_UPLOADS_BY_MINUTE, minute_key(created), str(row["RowKey"]))
             self._records.delete(TABLE_UPLOADS, user_key, str(row["RowKey"]))
             erased["uploadRecords"] += 1
         # 5. Enrollment records.
@@ -186,6 +191,12 @@ class RevocationService:
             self._records.delete(TABLE_USERS, user_key, USER_ROW)
             erased["enrollmentRecords"] += 1
         self._records.delete("overrides", user_key, "override")
+        # The retention index row of the consent in force (only the latest grant has one; a
+        # leftover is dropped by purge_timer when its day comes).
+        grant = latest_grant(ledger)
+        granted = parse_iso(str(grant.get("at"))) if grant else None
+        if granted is not None:
+            self._records.delete(TABLE_CONSENT_BY_DAY, day_key(granted), user_key)
         # 6. The receipt: what kinds were erased, where, when, on which request. No biometrics, no personId.
         receipt = {
             "PartitionKey": receipt_id, "RowKey": "receipt", "receiptId": receipt_id, "requestId": request_id,

@@ -1,0 +1,232 @@
+"""Property: whatever the order and duplication of consent, upload, enroll, revoke, termination and
+purge events, the stores end in a state the issue's invariants allow.
+
+Each example runs the services in-process (shared.bootstrap.build) against the real Azurite and the
+dlib-backed Face emulator with real photos, on fresh tables and containers (a new TABLE_PREFIX) and
+a clock the example moves forward. After the run it checks:
+
+1. no Face person without current consent;
+2. no kept photo without ``storePhotos``;
+3. a revoked user has nothing left but ledger entries and a receipt;
+4. every consenting user with a good photo ends enrolled (or with an actionable failure).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from shared.errors import RequestRejected
+from tests.fixtures.azurite import Azurite
+from tests.fixtures.paths import face_bytes
+from tests.integration.erasure_support import InProcess, Slot, in_process, principal
+
+pytestmark = pytest.mark.integration
+
+GOOD = ("family1-dad/1.jpg", "family2-lady/1.jpg")
+BAD = ("nonfaces/1.jpg",)
+PHOTOS = {name: face_bytes(name) for name in GOOD + BAD}
+RETENTION_DAYS, MAX_AGE_MINUTES = 30, 60
+
+users_st = st.integers(min_value=0, max_value=2)
+ops_st = st.lists(st.one_of(
+    st.tuples(st.just("upload"), users_st, st.sampled_from(GOOD)),
+    st.tuples(st.just("upload"), users_st, st.sampled_from(GOOD + BAD)),
+    st.tuples(st.just("revoke"), users_st, st.booleans()),
+    st.tuples(st.just("purge"),),
+    st.tuples(st.just("consent"), users_st, st.booleans()),
+    st.tuples(st.just("slot"), users_st),
+    st.tuples(st.just("deliver"), st.integers(0, 3), st.sampled_from(GOOD + BAD)),
+    st.tuples(st.just("redeliver"), st.integers(0, 3)),
+    st.tuples(st.just("terminate"), users_st, st.booleans()),
+    st.tuples(st.just("advance"), st.sampled_from([90, 31 * 24 * 60])),
+), min_size=3, max_size=9)
+
+
+@dataclass
+class ModelSlot:
+    slot: Slot
+    generation: int
+    created: datetime
+    photo: str | None = None
+    dead: bool = False  # erased with its user, or purged as stale before its photo came
+
+
+@dataclass
+class ModelUser:
+    key: str
+    hr: str
+    generation: int = 0
+    granted_at: datetime | None = None  # the latest grant, None once erased
+    tokens: set[str] = field(default_factory=set)
+    persons: set[str] = field(default_factory=set)
+    enrolled_generation: int | None = None  # a good photo was accepted in this generation
+
+
+class Run:
+    def __init__(self, stack: InProcess, n_users: int) -> None:
+        self.stack = stack
+        self.users = [ModelUser(f"u{i}-{uuid.uuid4().hex[:6]}", f"E{i}{uuid.uuid4().hex[:5]}") for i in range(n_users)]
+        self.slots: list[ModelSlot] = []
+
+    @property
+    def svc(self) -> Any:
+        return self.stack.services
+
+    def user(self, i: int) -> ModelUser:
+        return self.users[i % len(self.users)]
+
+    def _observe(self, u: ModelUser) -> None:
+        found = self.svc.records.get("users", u.key, "user")
+        if found:
+            if found[0].get("keptToken"):
+                u.tokens.add(str(found[0]["keptToken"]))
+            if found[0].get("personId"):
+                u.persons.add(str(found[0]["personId"]))
+
+    def _erased(self, u: ModelUser) -> None:
+        u.generation += 1
+        u.granted_at = None
+        for s in self.slots:
+            if s.slot.user_key == u.key:
+                s.dead = True
+
+    def apply(self, op: tuple[Any, ...]) -> None:
+        kind = op[0]
+        if kind == "consent":
+            u = self.user(op[1])
+            self.stack.consent(u.key, store_photos=op[2], hr_key=u.hr)
+            u.granted_at = self.stack.clock.now
+            self._observe(u)
+        elif kind == "upload":  # a slot and its photo at once
+            before = len(self.slots)
+            self.apply(("slot", op[1]))
+            if len(self.slots) > before:
+                self.apply(("deliver", len(self.slots) - 1, op[2]))
+        elif kind == "slot":
+            u = self.user(op[1])
+            try:
+                (slot,) = self.stack.slots(u.key, 1, hr_key=u.hr)
+            except RequestRejected:
+                assert u.granted_at is None
+                return
+            self.slots.append(ModelSlot(slot, u.generation, self.stack.clock.now))
+        elif kind in ("deliver", "redeliver"):
+            if not self.slots:
+                return
+            s = self.slots[op[1] % len(self.slots)]
+            if kind == "deliver" and s.photo is None:
+                s.photo = op[2]
+                outcome = self.stack.deliver(s.slot, PHOTOS[op[2]])
+                u = next(x for x in self.users if x.key == s.slot.user_key)
+                alive = not s.dead and s.generation == u.generation and u.granted_at is not None
+                if alive and op[2] in GOOD:
+                    assert outcome == "accepted", outcome
+                    u.enrolled_generation = u.generation
+                elif not alive:
+                    assert outcome in ("unknown", "discarded"), outcome
+                self._observe(u)
+            elif s.photo is not None:  # a duplicate BlobCreated event
+                self.svc.enrollment.process_upload(blob_name=s.slot.blob_name, content=PHOTOS[s.photo])
+        elif kind == "revoke":
+            u = self.user(op[1])
+            try:
+                self.svc.revocation.request(principal(u.key, u.hr), u.key, reason="test")
+            except RequestRejected:
+                return  # never consented
+            _, message = self.stack.publisher.sent[-1]
+            for _ in range(2 if op[2] else 1):
+                self.svc.revocation.handle_command(message.body, message_id=message.message_id)
+            self._erased(u)
+        elif kind == "terminate":
+            u = self.user(op[1])
+            event = {"specversion": "1.0", "id": uuid.uuid4().hex, "source": "/hr/test", "type": "hr.employee.terminated",
+                     "data": {"employeeId": u.hr, "effectiveDate": self.stack.clock.now.date().isoformat()}}
+            outcomes = [self.svc.revocation.handle_hr_event(json.dumps(event).encode(), message_id=event["id"])
+                        for _ in range(2 if op[2] else 1)]
+            if "erased" in outcomes:
+                self._erased(u)
+        elif kind == "purge":
+            now = self.stack.clock.now
+            self.svc.purge.run(dry_run=False, trigger="test")
+            for u in self.users:
+                if u.granted_at is not None and u.granted_at <= now - timedelta(days=RETENTION_DAYS):
+                    self._erased(u)
+            for s in self.slots:
+                if s.photo is None and s.created <= now - timedelta(minutes=MAX_AGE_MINUTES):
+                    s.dead = True
+        elif kind == "advance":
+            self.stack.clock.advance(minutes=op[1])
+
+    # --- the invariants ----------------------------------------------------------------------
+    def check(self) -> None:
+        svc = self.stack.services
+        users = {u.key: (svc.records.get("users", u.key, "user") or (None,))[0] for u in self.users}
+        current = {u.key: svc.consent.current(u.key) for u in self.users}
+        persons = self.stack.persons()
+        person_owner = {str(row["personId"]): key for key, row in users.items() if row and row.get("personId")}
+        # 1. No Face person without current consent.
+        for person_id in persons:
+            owner = person_owner.get(person_id)
+            assert owner is not None, "a Face person no record knows"
+            assert current[owner] is not None, "a Face person without current consent"
+        # 2. No kept photo without storePhotos.
+        token_owner = {str(row["keptToken"]): key for key, row in users.items() if row and row.get("keptToken")}
+        for name in self.stack.blobs("KEPT_PHOTOS_CONTAINER"):
+            owner = token_owner.get(name.partition("/")[0])
+            assert owner is not None, "a kept photo of nobody"
+            consent = current[owner]
+            assert consent is not None and consent.store_photos, "a kept photo without storePhotos"
+        # 3. A revoked user has nothing but ledger entries and a receipt.
+        uploads = set(self.stack.blobs("UPLOADS_CONTAINER"))
+        kept = self.stack.blobs("KEPT_PHOTOS_CONTAINER")
+        for u in self.users:
+            ledger = svc.consent.ledger(u.key)
+            if not ledger or max(ledger, key=lambda e: str(e["RowKey"])).get("kind") != "revocation":
+                continue
+            latest = max(ledger, key=lambda e: str(e["RowKey"]))
+            assert users[u.key] is None
+            assert svc.records.partition("uploads", u.key) == []
+            assert not (u.persons & set(persons))
+            assert not [n for n in kept if n.partition("/")[0] in u.tokens]
+            for s in self.slots:
+                if s.slot.user_key == u.key:
+                    assert s.slot.blob_name not in uploads
+                    assert svc.records.get("uploadindex", s.slot.upload_id, "u") is None
+            assert svc.records.get("receipts", str(latest["receiptId"]), "receipt") is not None
+            assert svc.enrollment.status(u.key)["status"] == "revoked"
+        # 4. Every consenting user with a good photo ends enrolled, or failed with a reason.
+        for u in self.users:
+            if current[u.key] is None:
+                continue
+            if u.enrolled_generation == u.generation:
+                self.stack.wait_status(u.key, "enrolled")
+            status = svc.enrollment.status(u.key)
+            if status["status"] == "failed":
+                assert status.get("message") or any(p["reasons"] for p in status["photos"]), status
+
+
+@settings(max_examples=int(os.environ.get("ERASURE_EXAMPLES", "15")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(n_users=st.integers(min_value=2, max_value=3),
+       initial=st.lists(st.sampled_from([True, False, True, False, None]), min_size=3, max_size=3), ops=ops_st)
+def test_erasure_invariants_hold_after_any_interleaving(azurite: Azurite, face_emulator: Any, n_users: int,
+                                                        initial: list[bool | None], ops: list[tuple[Any, ...]]) -> None:
+    stack = in_process(azurite, face_emulator.endpoint, TRAINING_COALESCE_SECONDS="0",
+                       CONSENT_RETENTION_DAYS=str(RETENTION_DAYS), UPLOAD_MAX_AGE_MINUTES=str(MAX_AGE_MINUTES))
+    run = Run(stack, n_users)
+    # Most users consent first (with or without storePhotos), so the random tail has something to act on.
+    starts = [("consent", i, store) for i, store in enumerate(initial[:n_users]) if store is not None]
+    for op in [*starts, *ops]:
+        run.apply(op)
+    event(f"deliveries: {sum(1 for s in run.slots if s.photo)}")
+    event(f"erasures: {sum(u.generation for u in run.users)}")
+    run.check()

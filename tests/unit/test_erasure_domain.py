@@ -1,0 +1,66 @@
+"""The erasure plan's pure rules: index keys and the verdicts purge_timer takes."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from shared.domain import erasure as plan
+
+pytestmark = pytest.mark.unit
+
+NOW = datetime(2025, 6, 15, 3, 0, tzinfo=timezone.utc)
+YEAR = timedelta(days=365)
+
+
+def grant(at: datetime, n: int = 0) -> dict[str, object]:
+    return {"RowKey": f"{at.isoformat()}_{n}", "kind": "consent", "accepted": True, "at": at.isoformat()}
+
+
+def test_keys_sort_by_time_and_bounds_include_the_cutoff_bucket() -> None:
+    assert plan.day_key(NOW) == "20250615" and plan.minute_key(NOW) == "202506150300"
+    assert plan.days_through(NOW) == "20250616" and plan.minutes_through(NOW) == "202506150301"
+    assert plan.day_key(NOW - timedelta(days=40)) < plan.day_key(NOW)
+
+
+def test_consent_verdicts() -> None:
+    old = NOW - YEAR - timedelta(hours=1)
+    assert plan.consent_verdict(plan.day_key(old), [grant(old)], now=NOW, retention=YEAR) == plan.ERASE
+    # Same day as the cutoff but a few hours younger than the retention: not yet.
+    young = NOW - YEAR + timedelta(hours=1)
+    assert plan.consent_verdict(plan.day_key(young), [grant(young)], now=NOW, retention=YEAR) == plan.NOT_DUE
+    # Renewed since: the old day's row is stale.
+    renewed = [grant(old), grant(NOW - timedelta(days=3), 1)]
+    assert plan.consent_verdict(plan.day_key(old), renewed, now=NOW, retention=YEAR) == plan.STALE
+    # Revoked since, or no ledger at all: stale.
+    revoked = [grant(old), {"RowKey": f"{NOW.isoformat()}_r", "kind": "revocation", "accepted": False}]
+    assert plan.consent_verdict(plan.day_key(old), revoked, now=NOW, retention=YEAR) == plan.STALE
+    assert plan.consent_verdict(plan.day_key(old), [], now=NOW, retention=YEAR) == plan.STALE
+
+
+def test_stale_uploads_and_groups() -> None:
+    age = timedelta(minutes=60)
+    created = (NOW - timedelta(minutes=61)).isoformat()
+    assert plan.upload_is_stale({"status": "awaitingUpload", "createdAt": created}, now=NOW, max_age=age)
+    assert plan.upload_is_stale({"status": "processing", "createdAt": created}, now=NOW, max_age=age)
+    assert not plan.upload_is_stale({"status": "accepted", "createdAt": created}, now=NOW, max_age=age)
+    assert not plan.upload_is_stale({"status": "awaitingUpload", "createdAt": NOW.isoformat()}, now=NOW, max_age=age)
+    assert not plan.upload_is_stale(None, now=NOW, max_age=age)
+    grace = timedelta(days=7)
+    assert plan.group_is_due({"supersededAt": (NOW - timedelta(days=8)).isoformat()}, now=NOW, grace=grace)
+    assert not plan.group_is_due({"supersededAt": (NOW - timedelta(days=6)).isoformat()}, now=NOW, grace=grace)
+    assert not plan.group_is_due({}, now=NOW, grace=grace)
+
+
+def test_orphan_persons() -> None:
+    users = [{"personId": "p1", "personAttempt": None}, {"personId": None, "personAttempt": "a2",
+                                                          "abandonedAttempts_json": ["a0"]},
+             {"personId": "p3", "newPersonId": "p3new", "newPersonAttempt": "a4"}]
+    persons, in_flight = plan.known_persons(users)
+    assert persons == {"p1", "p3", "p3new"} and in_flight == {"a2", "a4"}
+    assert not plan.is_orphan_person("p1", "a1", persons=persons, in_flight=in_flight)
+    assert not plan.is_orphan_person("p2", "a2", persons=persons, in_flight=in_flight)  # being created
+    assert plan.is_orphan_person("p0", "a0", persons=persons, in_flight=in_flight)  # abandoned attempt
+    assert plan.is_orphan_person("px", None, persons=persons, in_flight=in_flight)  # unknown
+    assert plan.kept_token("tok/upload.jpg") == "tok"
