@@ -149,19 +149,23 @@ class RevocationService:
         revoked_entry = next((e for e in ledger if e.get("kind") == "revocation" and e.get("requestId") == request_id), None)
         if existing is not None and revoked_entry is not None:
             return self.public_receipt(existing[0])
+        user_found = self._records.get(TABLE_USERS, user_key, USER_ROW)
+        user = user_found[0] if user_found else {}
         if revoked_entry is None:
-            # 1. The tombstone (append-only ledger; a fixed row key makes the replay a no-op).
+            # 1. The tombstone, in the append-only ledger (a replay finds it by requestId). It carries
+            # the erasure plan: what existed when the erasure began, so the receipt reports it even
+            # when a crash interrupts the erasure and a redelivery finishes it.
+            plan = self._plan(user_key, user)
+            revoked_entry = {
+                "PartitionKey": user_key, "RowKey": ledger_row_key(now, request_id), "kind": "revocation",
+                "accepted": False, "requestId": request_id, "receiptId": receipt_id, "reason": reason[:200],
+                "requestedBy": requested_by[:200], "at": iso(now), "plan_json": plan}
             try:
-                self._records.insert(TABLE_CONSENT, {
-                    "PartitionKey": user_key, "RowKey": ledger_row_key(now, request_id), "kind": "revocation",
-                    "accepted": False, "requestId": request_id, "receiptId": receipt_id, "reason": reason[:200],
-                    "requestedBy": requested_by[:200], "at": iso(now)})
+                self._records.insert(TABLE_CONSENT, revoked_entry)
             except RecordExists:
                 pass
         erased: dict[str, int] = {"facePersons": 0, "keptPhotos": 0, "uploads": 0, "uploadRecords": 0,
                                   "enrollmentRecords": 0}
-        user_found = self._records.get(TABLE_USERS, user_key, USER_ROW)
-        user = user_found[0] if user_found else {}
         # 2. Face persons, in every group the user is in (the active one and a re-enrollment target).
         for group_key, person_key in (("groupId", "personId"), ("newGroupId", "newPersonId"),
                                       ("previousGroupId", "previousPersonId")):
@@ -198,6 +202,11 @@ class RevocationService:
         if granted is not None:
             self._records.delete(TABLE_CONSENT_BY_DAY, day_key(granted), user_key)
         # 6. The receipt: what kinds were erased, where, when, on which request. No biometrics, no personId.
+        # The plan's counts, when this erasure was interrupted and is being finished, cover what an
+        # earlier delivery already erased.
+        for kind, count in dict(revoked_entry.get("plan_json") or {}).items():
+            if kind in erased:
+                erased[kind] = max(erased[kind], int(count))
         receipt = {
             "PartitionKey": receipt_id, "RowKey": "receipt", "receiptId": receipt_id, "requestId": request_id,
             "subject": user_key, "requestedBy": requested_by[:200], "reason": reason[:200], "completedAt": iso(self._clock()),
@@ -221,6 +230,18 @@ class RevocationService:
                           receiptId=receipt_id)
         log.info("revocation %s completed, receipt %s", request_id, receipt_id)
         return self.public_receipt(receipt)
+
+    def _plan(self, user_key: str, user: dict[str, Any]) -> dict[str, int]:
+        """Counts what the erasure will remove (counts only: no identifiers, no biometrics)."""
+        persons = sum(1 for g, p in (("groupId", "personId"), ("newGroupId", "newPersonId"),
+                                      ("previousGroupId", "previousPersonId")) if user.get(g) and user.get(p))
+        kept = len(self._photos.list_kept(f"{user['keptToken']}/")) if user.get("keptToken") else 0
+        uploads = self._records.partition(TABLE_UPLOADS, user_key)
+        names = {str(u.get("blobName")) for u in uploads if u.get("status") in ("awaitingUpload", "processing")}
+        sessions = {n.split("/", 1)[0] for n in names}
+        present = sum(1 for session in sessions for n in self._photos.list_uploads(f"{session}/") if n in names)
+        return {"facePersons": persons, "keptPhotos": kept, "uploads": present, "uploadRecords": len(uploads),
+                "enrollmentRecords": 1 if user else 0}
 
     def receipt(self, actor: Principal, receipt_id: str) -> dict[str, Any]:
         if not actor.is_admin:
