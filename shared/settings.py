@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from shared.domain.quality import Thresholds
+
 Where = Literal["azure", "local", "both"]
 
 # The storage emulator's well-known development account. Its key is published in Microsoft's
@@ -122,18 +124,6 @@ def _opt(env: Mapping[str, str], name: str) -> str | None:
     return env.get(name) or _DEFAULTS[name]
 
 
-@dataclass(frozen=True)
-class QualityThresholds:
-    min_face_area: int = 10000
-    max_yaw: float = 35.0
-    max_pitch: float = 35.0
-    max_roll: float = 20.0
-    max_blur: float = 0.4
-    min_exposure: float = 0.25
-    max_exposure: float = 0.75
-    min_recognition_quality: str = "high"
-
-
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     photo_storage_connection: str | None = None
@@ -168,7 +158,7 @@ class Settings:
     upload_max_age_minutes: int = 60
     group_grace_days: int = 7
     training_coalesce_seconds: float = 5.0
-    quality: QualityThresholds = field(default_factory=QualityThresholds)
+    quality: Thresholds = field(default_factory=Thresholds)
 
     @property
     def uses_storage_queue_bus(self) -> bool:
@@ -215,7 +205,7 @@ class Settings:
             upload_max_age_minutes=_int(e, "UPLOAD_MAX_AGE_MINUTES"),
             group_grace_days=_int(e, "GROUP_GRACE_DAYS"),
             training_coalesce_seconds=_float(e, "TRAINING_COALESCE_SECONDS"),
-            quality=QualityThresholds(
+            quality=Thresholds(
                 min_face_area=_int(e, "QUALITY_MIN_FACE_AREA"),
                 max_yaw=_float(e, "QUALITY_MAX_YAW"),
                 max_pitch=_float(e, "QUALITY_MAX_PITCH"),

@@ -27,7 +27,7 @@ from shared.domain.enrollment import (
 )
 from shared.domain.erasure import TABLE_UPLOADS_BY_MINUTE, minute_key
 from shared.domain.principal import Principal
-from shared.domain.quality import FaceObservation, Thresholds, evaluate
+from shared.domain.quality import FaceObservation, evaluate
 from shared.errors import (
     FaceInvalidImage,
     LargePersonGroupExists,
@@ -43,6 +43,7 @@ from shared.images import ImageRejected, validate_image
 from shared.ports import FacePort, PhotoStorePort, RecordStorePort
 from shared.services.audit import AuditLog
 from shared.services.consent import ConsentService
+from shared.services.records import update_record
 from shared.settings import Settings
 
 log = logging.getLogger("shared.enrollment")
@@ -196,10 +197,7 @@ class EnrollmentService:
         self._clock = clock
         self.groups = GroupDirectory(records, face, settings, clock=clock)
         self.training = TrainingCoordinator(self.groups, face, clock=clock, coalesce_seconds=settings.training_coalesce_seconds)
-        q = settings.quality
-        self._thresholds = Thresholds(min_face_area=q.min_face_area, max_yaw=q.max_yaw, max_pitch=q.max_pitch,
-                                      max_roll=q.max_roll, max_blur=q.max_blur, min_exposure=q.min_exposure,
-                                      max_exposure=q.max_exposure, min_recognition_quality=q.min_recognition_quality)
+        self._thresholds = settings.quality
 
     # --- uploads -------------------------------------------------------------------------------
     def create_uploads(self, principal: Principal, count: Any) -> dict[str, Any]:
@@ -325,21 +323,12 @@ class EnrollmentService:
 
     def _finish(self, user_key: str, upload_id: str, status: str, *, codes: tuple[str, ...] = (),
                 reasons: tuple[str, ...] = (), kept: bool = False) -> None:
-        for _ in range(5):
-            found = self._records.get(TABLE_UPLOADS, user_key, upload_id)
-            if found is None:
-                return
-            row, etag = found
-            row.update({"status": status, "codes_json": list(codes), "reasons_json": list(reasons),
-                        "processedAt": iso(self._clock()), "kept": kept})
-            try:
-                self._records.update(TABLE_UPLOADS, row, etag=etag)
-            except RecordConflict:
-                continue
-            created = parse_iso(row.get("createdAt"))
-            if created is not None and status in dom.FINAL_PHOTO_STATUSES:
-                self._records.delete(TABLE_UPLOADS_BY_MINUTE, minute_key(created), upload_id)  # no longer due
-            return
+        row = update_record(self._records, TABLE_UPLOADS, user_key, upload_id, lambda r: r.update({
+            "status": status, "codes_json": list(codes), "reasons_json": list(reasons),
+            "processedAt": iso(self._clock()), "kept": kept}))
+        created = parse_iso(row.get("createdAt")) if row else None
+        if created is not None and status in dom.FINAL_PHOTO_STATUSES:
+            self._records.delete(TABLE_UPLOADS_BY_MINUTE, minute_key(created), upload_id)  # no longer due
 
     def _dispose(self, user: dict[str, Any], upload: dict[str, Any], *, content: bytes | None) -> bool:
         """After processing: keep the photo only with storePhotos consent; the upload blob goes either way."""
@@ -417,17 +406,7 @@ class EnrollmentService:
         return str(result["userData"]) if result.get("userData") else None
 
     def _record_face(self, user_key: str, upload_id: str, face_id: str) -> None:
-        for _ in range(5):
-            found = self._records.get(TABLE_UPLOADS, user_key, upload_id)
-            if found is None:
-                return
-            row, etag = found
-            row["persistedFaceId"] = face_id
-            try:
-                self._records.update(TABLE_UPLOADS, row, etag=etag)
-                return
-            except RecordConflict:
-                continue
+        update_record(self._records, TABLE_UPLOADS, user_key, upload_id, lambda r: r.update(persistedFaceId=face_id))
 
     def _forget_person(self, user_key: str, person_id: str) -> None:
         found = self._records.get(TABLE_USERS, user_key, USER_ROW)
@@ -440,19 +419,8 @@ class EnrollmentService:
                 pass
 
     def _mark_face_added(self, user_key: str) -> None:
-        for _ in range(5):
-            found = self._records.get(TABLE_USERS, user_key, USER_ROW)
-            if found is None:
-                return
-            user, etag = found
-            user["faceAddedAt"] = iso(self._clock())
-            user["reenrollRequired"] = False
-            user["lastError"] = None
-            try:
-                self._records.update(TABLE_USERS, user, etag=etag)
-                return
-            except RecordConflict:
-                continue
+        update_record(self._records, TABLE_USERS, user_key, USER_ROW, lambda u: u.update(
+            faceAddedAt=iso(self._clock()), reenrollRequired=False, lastError=None))
 
     # --- status ------------------------------------------------------------------------------
     def status(self, user_key: str) -> dict[str, Any]:

@@ -44,6 +44,7 @@ from shared.errors import (
 )
 from shared.ports import FacePort, MessagePublisherPort, OutgoingMessage, PhotoStorePort, RecordStorePort
 from shared.services.audit import AuditLog
+from shared.services.records import update_record
 from shared.settings import Settings
 
 log = logging.getLogger("shared.reenrollment")
@@ -164,15 +165,10 @@ class ReenrollmentService:
         return found
 
     def _save_run(self, run_id: str, **changes: Any) -> dict[str, Any]:
-        for _ in range(10):
-            run, etag = self._run(run_id)
-            run.update(changes)
-            try:
-                self._records.update(TABLE_RUNS, run, etag=etag)
-                return run
-            except RecordConflict:
-                continue
-        raise TransientFailure("run record kept changing")
+        run = update_record(self._records, TABLE_RUNS, run_id, "run", lambda r: r.update(changes), attempts=10)
+        if run is None:
+            raise MessageRejected(f"unknown re-enrollment run {run_id!r}")
+        return run
 
     def _fanout(self, run_id: str, *, after: str, slot_at: datetime) -> None:
         run, _ = self._run(run_id)
@@ -290,18 +286,9 @@ class ReenrollmentService:
         return found[0] if found else None
 
     def _finish_item(self, run_id: str, user_key: str, status: str, **fields: Any) -> str:
-        for _ in range(5):
-            found = self._records.get(TABLE_ITEMS, run_id, user_key)
-            if found is None:
-                return status
-            row, etag = found
-            row.update({"status": status, "finishedAt": iso(self._clock()), **fields})
-            try:
-                self._records.update(TABLE_ITEMS, row, etag=etag)
-                return status
-            except RecordConflict:
-                continue
-        raise TransientFailure("work item kept changing")
+        update_record(self._records, TABLE_ITEMS, run_id, user_key,
+                      lambda r: r.update({"status": status, "finishedAt": iso(self._clock()), **fields}))
+        return status
 
     def _ensure_new_person(self, user_key: str, group_id: str) -> str | None:
         for _ in range(5):
@@ -366,20 +353,12 @@ class ReenrollmentService:
 
     def _update_item(self, run_id: str, user_key: str, token: str, **fields: Any) -> None:
         """Records progress and renews the lease; LeaseLost if another delivery holds the item now."""
-        for _ in range(5):
-            found = self._records.get(TABLE_ITEMS, run_id, user_key)
-            if found is None:
-                return
-            row, etag = found
+        def change(row: dict[str, Any]) -> None:
             if row.get("claimedBy") != token:
                 raise LeaseLost(user_key)
-            row.update(fields)
-            row["claimedAt"] = iso(self._clock())
-            try:
-                self._records.update(TABLE_ITEMS, row, etag=etag)
-                return
-            except RecordConflict:
-                continue
+            row.update(fields, claimedAt=iso(self._clock()))
+
+        update_record(self._records, TABLE_ITEMS, run_id, user_key, change)
 
     # --- progress, training, verification, switch ----------------------------------------------
     def _counts(self, run_id: str) -> dict[str, int]:
