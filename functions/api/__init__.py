@@ -98,11 +98,10 @@ def quality_override(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="admin/users/{userKey}/revoke", methods=["POST"], auth_level=ANON)
 def admin_revoke(req: func.HttpRequest) -> func.HttpResponse:
     def run() -> Reply:
-        from shared.errors import RequestRejected
+        from shared.http_api import require_admin
 
         s, p = _ctx(req)
-        if not p.is_admin:
-            raise RequestRejected("Only administrators can revoke another user's enrollment.", status=403, code="Forbidden")
+        require_admin(p, "revoke another user's enrollment")
         return Reply(202, s.revocation.request(p, req.route_params["userKey"], reason="revoked by an administrator"))
     return _respond(run)
 
@@ -118,12 +117,10 @@ def receipt(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="admin/purge", methods=["POST"], auth_level=ANON)
 def purge_now(req: func.HttpRequest) -> func.HttpResponse:
     def run() -> Reply:
-        from shared.errors import RequestRejected
-        from shared.http_api import json_body
+        from shared.http_api import json_body, require_admin
 
         s, p = _ctx(req)
-        if not p.is_admin:
-            raise RequestRejected("Only administrators can run the purge.", status=403, code="Forbidden")
+        require_admin(p, "run the purge")
         dry_run = json_body(req.get_body()).get("dryRun", True) is not False
         return Reply(200, s.purge.run(dry_run=dry_run, trigger="admin"))
     return _respond(run)

@@ -69,8 +69,6 @@ def overall_status(user: Mapping[str, Any] | None, photos: Sequence[Mapping[str,
     """
     if user is None:
         return NONE
-    if user.get("state") == "revoked":
-        return REVOKED
     if user.get("reenrollRequired"):
         return REENROLL_REQUIRED
     if active_group_id is not None:

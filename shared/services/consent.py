@@ -23,6 +23,7 @@ from shared.domain.principal import Principal
 from shared.errors import RecordConflict, RecordExists, RequestRejected
 from shared.ports import PhotoStorePort, RecordStorePort
 from shared.services.audit import AuditLog
+from shared.services.records import update_record
 from shared.services.terms import Terms, current_terms
 
 log = logging.getLogger("shared.consent")
@@ -87,32 +88,25 @@ class ConsentService:
         return {"termsVersion": terms.version, "grantedAt": entry["at"], "storePhotos": store}
 
     def _open_user(self, principal: Principal, *, store_photos: bool, now: datetime) -> None:
-        for _ in range(5):
-            found = self._records.get(TABLE_USERS, principal.user_key, USER_ROW)
-            if found is None:
-                try:
-                    self._records.insert(TABLE_USERS, {
-                        "PartitionKey": principal.user_key, "RowKey": USER_ROW, "state": "active", "generation": 1,
-                        "storePhotos": store_photos, "hrKey": principal.hr_key, "createdAt": iso(now),
-                        "keptToken": uuid.uuid4().hex,
-                    })
-                    return
-                except RecordExists:
-                    continue
-            user, etag = found
-            if user.get("state") == "revoked":
-                # A new consent after a revocation starts a fresh enrollment: a new generation, so
-                # any event of the old one stays a no-op.
-                user = {"PartitionKey": principal.user_key, "RowKey": USER_ROW, "state": "active",
-                        "generation": int(user.get("generation") or 1) + 1, "createdAt": iso(now),
-                        "keptToken": uuid.uuid4().hex, "previousReceiptId": user.get("receiptId")}
+        """Creates the enrollment record, or updates the choices on it.
+
+        A revocation deletes the record (the ledger keeps the tombstone), so a consent after a
+        revocation starts a fresh enrollment with a new record and a new kept-photos token.
+        """
+        def change(user: dict[str, Any]) -> None:
             user["storePhotos"] = store_photos
             if principal.hr_key:
                 user["hrKey"] = principal.hr_key
-            try:
-                self._records.update(TABLE_USERS, user, etag=etag)
+
+        for _ in range(5):
+            if update_record(self._records, TABLE_USERS, principal.user_key, USER_ROW, change) is not None:
                 return
-            except RecordConflict:
+            try:
+                self._records.insert(TABLE_USERS, {
+                    "PartitionKey": principal.user_key, "RowKey": USER_ROW, "storePhotos": store_photos,
+                    "hrKey": principal.hr_key, "createdAt": iso(now), "keptToken": uuid.uuid4().hex})
+                return
+            except RecordExists:
                 continue
         raise RecordConflict("user record kept changing")
 

@@ -226,7 +226,6 @@ class EnrollmentService:
                                                       "createdAt": iso(now)})
             self._records.insert(TABLE_UPLOADS, {"PartitionKey": principal.user_key, "RowKey": upload_id,
                                                  "sessionId": session_id, "blobName": blob_name,
-                                                 "generation": int(user.get("generation") or 1),
                                                  "status": dom.AWAITING, "createdAt": iso(now),
                                                  "expiresOn": iso(expires)})
             uploads.append({"uploadId": upload_id, "url": self._photos.upload_url(blob_name, expires_on=expires),
@@ -261,8 +260,7 @@ class EnrollmentService:
             self._dispose(user, upload, content=None)
             return "duplicate"
         consent = self._consent.current(user_key)
-        if (consent is None or user.get("state") != "active"
-                or int(upload.get("generation") or 0) != int(user.get("generation") or 0)):
+        if consent is None:
             self._photos.delete_upload(blob_name)
             self._finish(user_key, upload_id, dom.DISCARDED, codes=("consentWithdrawn",),
                          reasons=("This photo was discarded because consent was withdrawn.",))
@@ -429,7 +427,7 @@ class EnrollmentService:
         consent = self._consent.current(user_key)
         trained_through = None
         active = self.groups.active(create=False)
-        if user and user.get("personId") and user.get("state") == "active" and active and user.get("groupId") == active.group_id:
+        if user and user.get("personId") and active and user.get("groupId") == active.group_id:
             try:
                 trained_through = self.training.refresh()
             except (LargePersonGroupNotFound, LargePersonGroupNotTrained):

@@ -182,7 +182,7 @@ class ReenrollmentService:
             run = self._save_run(run_id, groupCreated=True)
         per_call = 1.0 / max(self._settings.face_calls_per_second, 0.1)
         rows = self._records.range(TABLE_USERS, pk_from=after or None,
-                                   select=["PartitionKey", "RowKey", "storePhotos", "keptToken", "state"])
+                                   select=["PartitionKey", "RowKey", "storePhotos", "keptToken"])
         batch: list[dict[str, Any]] = []
         for row in rows:
             if row["PartitionKey"] == after or row.get("RowKey") != USER_ROW:
@@ -262,8 +262,7 @@ class ReenrollmentService:
         if run.get("status") not in ("fanningOut", "working"):
             return self._finish_item(run_id, user_key, "skipped", reason=f"run is {run.get('status')}")
         user = self._user(user_key)
-        if (user is None or not user.get("storePhotos") or user.get("state") == "revoked"
-                or self._enrollment.consent_current(user_key) is None):
+        if user is None or not user.get("storePhotos") or self._enrollment.consent_current(user_key) is None:
             return self._finish_item(run_id, user_key, "skipped", reason="no current consent to keep photos")
         group_id = str(run["newGroupId"])
         person_id = self._ensure_new_person(user_key, group_id)
