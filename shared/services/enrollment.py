@@ -306,9 +306,19 @@ class EnrollmentService:
         person_id = self._ensure_person(user_key, group)
         rect = faces[0].rectangle
         self._add_face_once(user_key, upload, person_id, group, image.data, rect)
-        self._mark_face_added(user_key)
+        current = self._mark_face_added(user_key)
+        if current is None or self._consent.current(user_key) is None:
+            # Revoked while this photo was being added: revocation wins. The erasure has deleted
+            # (or will delete) the person; this delivery must not keep the photo it still holds.
+            try:
+                self._face.delete_person(group.group_id, person_id)
+            except PersonNotFound:
+                pass
+            self._photos.delete_upload(blob_name)
+            self._audit.write("upload.discarded", actor="system", subject=user_key, reason="revoked during enrollment")
+            return "discarded"
         self.training.request()
-        kept = self._dispose(self._user(user_key) or user, upload, content=image.data)
+        kept = self._dispose(current, upload, content=image.data)
         self._finish(user_key, upload_id, dom.ACCEPTED, kept=kept)
         log.info("upload %s accepted", upload_id)
         return "accepted"
@@ -416,8 +426,8 @@ class EnrollmentService:
             except RecordConflict:
                 pass
 
-    def _mark_face_added(self, user_key: str) -> None:
-        update_record(self._records, TABLE_USERS, user_key, USER_ROW, lambda u: u.update(
+    def _mark_face_added(self, user_key: str) -> dict[str, Any] | None:
+        return update_record(self._records, TABLE_USERS, user_key, USER_ROW, lambda u: u.update(
             faceAddedAt=iso(self._clock()), reenrollRequired=False, lastError=None))
 
     # --- status ------------------------------------------------------------------------------
