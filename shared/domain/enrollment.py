@@ -18,6 +18,7 @@ FINAL_PHOTO_STATUSES = frozenset({ACCEPTED, REJECTED, DISCARDED})
 
 TABLE_USERS, TABLE_UPLOADS, TABLE_UPLOAD_INDEX = "users", "uploads", "uploadindex"
 TABLE_CONSENT, TABLE_STATE, TABLE_AUDIT, TABLE_OVERRIDES, TABLE_RECEIPTS = "consent", "state", "audit", "overrides", "receipts"
+TABLE_HR_INDEX = "hrindex"
 USER_ROW = "user"
 
 

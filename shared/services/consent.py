@@ -10,6 +10,7 @@ from typing import Any
 
 from shared.domain.enrollment import (
     TABLE_CONSENT,
+    TABLE_HR_INDEX,
     TABLE_USERS,
     USER_ROW,
     ConsentState,
@@ -71,7 +72,7 @@ class ConsentService:
         self._open_user(principal, store_photos=store, now=now)
         if principal.hr_key:
             # HR termination events name the employee id; this index finds the user without a scan.
-            self._records.upsert("hrindex", {"PartitionKey": principal.hr_key, "RowKey": "u", "userKey": principal.user_key})
+            self._records.upsert(TABLE_HR_INDEX, {"PartitionKey": principal.hr_key, "RowKey": "u", "userKey": principal.user_key})
         # The retention index (purge_timer reads only the days that are due): written before the
         # grant, so every grant is found; the previous grant's row goes after, as it no longer counts.
         previous = latest_grant(self.ledger(principal.user_key))

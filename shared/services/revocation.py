@@ -19,6 +19,8 @@ from typing import Any
 
 from shared.domain.enrollment import (
     TABLE_CONSENT,
+    TABLE_HR_INDEX,
+    TABLE_OVERRIDES,
     TABLE_RECEIPTS,
     TABLE_UPLOAD_INDEX,
     TABLE_UPLOADS,
@@ -39,7 +41,6 @@ from shared.settings import Settings
 log = logging.getLogger("shared.revocation")
 
 HR_SCHEMA = Path(__file__).resolve().parents[2] / "docs" / "hr-events.schema.json"
-TABLE_HR_INDEX = "hrindex"
 RECEIPT_NAMESPACE = uuid.UUID("6f1c3e1a-8d52-4b0e-9a55-1d7f0c2b9e41")
 
 
@@ -96,8 +97,9 @@ class RevocationService:
             doc = json.loads(body)
             user_key, request_id = str(doc["userKey"]), str(doc["requestId"])
         except (ValueError, KeyError, TypeError) as exc:
-            self._audit.write("message.rejected", actor="system", queue=self._settings.revocations_queue,
-                              messageId=message_id[:128], reason="malformed revocation command")
+            if delivery_count <= 1:  # redelivered until dead-lettered: one audit entry, not one per delivery
+                self._audit.write("message.rejected", actor="system", queue=self._settings.revocations_queue,
+                                  messageId=message_id[:128], reason="malformed revocation command")
             raise MessageRejected("malformed revocation command", description=str(exc)[:200]) from exc
         return self.erase(user_key, request_id=request_id, reason=str(doc.get("reason") or "revoked"),
                           requested_by=str(doc.get("requestedBy") or "system"))
@@ -106,13 +108,13 @@ class RevocationService:
         try:
             event = json.loads(body)
         except ValueError as exc:
-            self._reject_hr(message_id, "HR event is not JSON")
+            self._reject_hr(message_id, delivery_count, "HR event is not JSON")
             raise MessageRejected("HR event is not JSON", description=str(exc)[:200]) from exc
         errors = sorted(_hr_validator().iter_errors(event), key=lambda e: list(e.path))
         if errors:
             where = "/".join(str(p) for p in errors[0].path) or "(root)"
             reason = f"HR event does not match docs/hr-events.schema.json at {where}: {errors[0].message[:200]}"
-            self._reject_hr(message_id, reason)
+            self._reject_hr(message_id, delivery_count, reason)
             raise MessageRejected(reason)
         if event["type"] not in self._settings.termination_event_types:
             return "ignored"
@@ -120,7 +122,7 @@ class RevocationService:
         try:
             effective = parse_effective(str(event["data"]["effectiveDate"]))
         except ValueError as exc:
-            self._reject_hr(message_id, "effectiveDate is not a date")
+            self._reject_hr(message_id, delivery_count, "effectiveDate is not a date")
             raise MessageRejected("effectiveDate is not a date") from exc
         found = self._records.get(TABLE_HR_INDEX, employee_id, "u")
         if found is None:
@@ -137,7 +139,9 @@ class RevocationService:
         self.erase(user_key, request_id=request_id, reason="employment ended", requested_by="hr")
         return "erased"
 
-    def _reject_hr(self, message_id: str, reason: str) -> None:
+    def _reject_hr(self, message_id: str, delivery_count: int, reason: str) -> None:
+        if delivery_count > 1:
+            return  # redelivered until dead-lettered: the first delivery recorded the reason
         self._audit.write("message.rejected", actor="system", topic=self._settings.hr_events_topic,
                           messageId=message_id[:128], reason=reason)
 
@@ -194,7 +198,7 @@ class RevocationService:
         if user_found:
             self._records.delete(TABLE_USERS, user_key, USER_ROW)
             erased["enrollmentRecords"] += 1
-        self._records.delete("overrides", user_key, "override")
+        self._records.delete(TABLE_OVERRIDES, user_key, "override")
         # The retention index row of the consent in force (only the latest grant has one; a
         # leftover is dropped by purge_timer when its day comes).
         grant = latest_grant(ledger)
@@ -215,8 +219,10 @@ class RevocationService:
                 {"kind": "keptPhotos", "store": f"blob container {self._settings.kept_photos_container}",
                  "count": erased["keptPhotos"]},
                 {"kind": "uploads", "store": f"blob container {self._settings.uploads_container}", "count": erased["uploads"]},
-                {"kind": "uploadRecords", "store": "table uploads", "count": erased["uploadRecords"]},
-                {"kind": "enrollmentRecord", "store": "table users", "count": erased["enrollmentRecords"]},
+                {"kind": "uploadRecords", "store": f"table {self._settings.table_prefix}{TABLE_UPLOADS}",
+                 "count": erased["uploadRecords"]},
+                {"kind": "enrollmentRecord", "store": f"table {self._settings.table_prefix}{TABLE_USERS}",
+                 "count": erased["enrollmentRecords"]},
             ],
             "retained_json": ["consent ledger entries (proof of consent and of its withdrawal)", "this receipt"],
         }

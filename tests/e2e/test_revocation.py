@@ -148,6 +148,11 @@ def test_malformed_hr_event_is_dead_lettered_and_unknown_employee_completed(app_
     assert "does not match docs/hr-events.schema.json" in letters[0]["deadLetterErrorDescription"]
     failures = [i for i in app_stack.host.invocations("hr_events") if not i["ok"]]
     assert any("does not match docs/hr-events.schema.json" in (i["error"] or "") for i in failures)
+    # Ten deliveries, one audit entry with the reason.
+    audit = TableServiceClient.from_connection_string(app_stack.azurite.connection_string).get_table_client(
+        f"{app_stack.env['TABLE_PREFIX']}audit")
+    rejected = [e for e in audit.list_entities() if e["action"] == "message.rejected" and bad_id in e["details_json"]]
+    assert len(rejected) == 1 and "hr-events.schema.json" in rejected[0]["details_json"]
     unknown_id = f"unknown-{uuid.uuid4().hex}"
     send(app_stack, tmp_path, topic="hr-events", body=termination("E-nobody"), message_id=unknown_id)
     app_stack.host.wait_idle()
