@@ -84,6 +84,17 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("HR_EVENTS_SUBSCRIPTION", "face-enrollment", "both", "Subscription of this app on the HR topic."),
     SettingSpec("PURGE_SCHEDULE", "0 0 3 * * *", "both", "NCRONTAB schedule of purge_timer (UTC)."),
     # --- identity and policy ---
+    SettingSpec("PRINCIPAL_SOURCE", "appservice", "both",
+                "`appservice`: trust `X-MS-CLIENT-PRINCIPAL` only when App Service Authentication is on "
+                "(`WEBSITE_AUTH_ENABLED=True`), else answer 503. `local`: trust the header (local stack only; "
+                "infra/ must never set it)."),
+    SettingSpec("WEBSITE_AUTH_ENABLED", None, "local",
+                "Set by App Service itself to `True` when App Service Authentication is on. Never set it by hand "
+                "in Azure; locally it simulates Easy Auth being on."),
+    SettingSpec("AUTH_TENANT_ID", None, "azure",
+                "Entra tenant id. When set, a principal whose `tid` claim differs is refused with 401."),
+    SettingSpec("MFA_AMR_VALUES", "mfa,ngcmfa,fido,wiaormfa,hwk,swk,sc", "both",
+                "Comma-separated `amr` values that count as a multi-factor sign-in (consent, uploads, admin routes)."),
     SettingSpec("USER_KEY_CLAIM", "oid", "both", "Claim of the signed-in principal that identifies the user."),
     SettingSpec("HR_KEY_CLAIM", "employeeid", "both", "Claim that carries the HR employee id."),
     SettingSpec("ADMIN_ROLE", "FaceEnrollment.Admin", "both", "App role that grants admin rights."),
@@ -152,6 +163,10 @@ class Settings:
     user_key_claim: str = "oid"
     hr_key_claim: str = "employeeid"
     admin_role: str = "FaceEnrollment.Admin"
+    principal_source: str = "appservice"
+    website_auth_enabled: bool = False
+    auth_tenant_id: str | None = None
+    mfa_amr_values: frozenset[str] = frozenset({"mfa", "ngcmfa", "fido", "wiaormfa", "hwk", "swk", "sc"})
     termination_event_types: tuple[str, ...] = ("hr.employee.terminated",)
     sas_ttl_minutes: int = 10
     consent_retention_days: int = 365
@@ -170,6 +185,9 @@ class Settings:
         sas_ttl = _int(e, "SAS_TTL_MINUTES")
         if not 1 <= sas_ttl <= 15:
             raise ValueError("SAS_TTL_MINUTES must be between 1 and 15")
+        principal_source = _str(e, "PRINCIPAL_SOURCE").strip().lower()
+        if principal_source not in ("appservice", "local"):
+            raise ValueError("PRINCIPAL_SOURCE must be 'appservice' or 'local'")
         return cls(
             photo_storage_connection=_opt(e, "PhotoStorage"),
             blob_service_uri=_opt(e, "PhotoStorage__blobServiceUri"),
@@ -197,6 +215,12 @@ class Settings:
             user_key_claim=_str(e, "USER_KEY_CLAIM"),
             hr_key_claim=_str(e, "HR_KEY_CLAIM"),
             admin_role=_str(e, "ADMIN_ROLE"),
+            principal_source=principal_source,
+            website_auth_enabled=_str(e, "WEBSITE_AUTH_ENABLED").strip().lower() == "true",
+            auth_tenant_id=(_opt(e, "AUTH_TENANT_ID") or "").strip().lower() or None,
+            mfa_amr_values=frozenset(
+                v.strip().lower() for v in _str(e, "MFA_AMR_VALUES").split(",") if v.strip()
+            ),
             termination_event_types=tuple(
                 t.strip() for t in _str(e, "TERMINATION_EVENT_TYPES").split(",") if t.strip()
             ),
@@ -226,6 +250,8 @@ def local_environment(*, blob: int = 10000, queue: int = 10001, table: int = 100
         "AzureWebJobsStorage": conn,
         "PhotoStorage": conn,
         "MESSAGING_TRANSPORT": "storage-queues",
+        # The local stack has no App Service in front of it: the test principal header is trusted.
+        "PRINCIPAL_SOURCE": "local",
         "FACE_ENDPOINT": f"http://127.0.0.1:{face_port}",
         "FACE_KEY": face_key,
     }
