@@ -203,6 +203,9 @@ def start_stack(*, azurite_ports: tuple[int, int, int] | None = None, face_port:
 
     app_env = local_environment(blob=blob, queue=queue, table=table, face_port=face_port)
     app_env["FACE_ENDPOINT"] = f"http://127.0.0.1:{face_port}"
+    # Local defaults yield to the environment: `PRINCIPAL_SOURCE=appservice make up` runs the stack
+    # exactly as Azure would authenticate (503 until WEBSITE_AUTH_ENABLED=True is set too).
+    app_env.update({key: os.environ[key] for key in app_env if os.environ.get(key)})
     app_env.update(extra_env or {})
     base_env = dict(os.environ)
     base_env["PYTHONPATH"] = os.pathsep.join([str(ROOT), base_env.get("PYTHONPATH", "")]).rstrip(os.pathsep)

@@ -17,6 +17,27 @@ log = logging.getLogger("shared.http")
 PRINCIPAL_HEADER = "X-MS-CLIENT-PRINCIPAL"
 
 
+class AuthenticationNotConfigured(Exception):
+    """``PRINCIPAL_SOURCE=appservice`` but App Service Authentication is off: nothing vouches for the
+    principal header, so the app refuses every request instead of trusting what anyone could forge."""
+
+
+_not_configured_logged = False
+
+
+def _trusted_source(settings: Settings) -> None:
+    """Fails closed: the header is trusted only where something we control put it there."""
+    global _not_configured_logged
+    if settings.principal_source == "local" or settings.website_auth_enabled:
+        return
+    if not _not_configured_logged:  # one error per instance says why; every request still gets its 503
+        _not_configured_logged = True
+        log.error("App Service Authentication is not enabled on this app (WEBSITE_AUTH_ENABLED is not True) and "
+                  "PRINCIPAL_SOURCE=appservice: every request except /api/health is refused with 503. "
+                  "Deploy infra/ (it configures authsettingsV2) or enable Authentication on the app.")
+    raise AuthenticationNotConfigured()
+
+
 class Reply:
     def __init__(self, status: int, body: Any = None, headers: Mapping[str, str] | None = None) -> None:
         self.status = status
@@ -27,11 +48,22 @@ class Reply:
         return b"" if self.body is None else json.dumps(self.body).encode()
 
 
-def principal_from(headers: Mapping[str, str], settings: Settings, *, mfa: bool = False) -> Principal:
+def principal_from(headers: Mapping[str, str], settings: Settings, *, mfa: bool = False,
+                   admin: str | None = None) -> Principal:
+    """Who is calling, checked before anything else about the request (body included) is looked at.
+
+    ``admin`` names the action for the 403 message and requires the admin role *and* a multi-factor
+    sign-in; ``mfa`` requires the latter alone.
+    """
+    _trusted_source(settings)
     value = next((v for k, v in headers.items() if k.lower() == PRINCIPAL_HEADER.lower()), None)
     p = parse_principal(value, user_key_claim=settings.user_key_claim, hr_key_claim=settings.hr_key_claim,
-                        admin_role=settings.admin_role)
-    if mfa:
+                        admin_role=settings.admin_role, tenant_id=settings.auth_tenant_id,
+                        mfa_amr_values=settings.mfa_amr_values)
+    if admin is not None:
+        require_admin(p, admin)
+        require_mfa(p)
+    elif mfa:
         require_mfa(p)
     return p
 
@@ -50,6 +82,10 @@ def handle(action: Callable[[], Reply]) -> Reply:
     """Runs one request; a known failure becomes its status with a reason, anything else a 500 with an id."""
     try:
         return action()
+    except AuthenticationNotConfigured:
+        return Reply(503, {"error": {"code": "AuthenticationNotConfigured",
+                                     "message": "Sign-in is not configured for this service, so it refuses every "
+                                                "request. An operator must enable App Service Authentication."}})
     except PrincipalError as exc:
         return Reply(exc.status, {"error": {"code": "Unauthorized" if exc.status == 401 else "Forbidden",
                                             "message": exc.reason}})

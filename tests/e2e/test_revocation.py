@@ -145,9 +145,9 @@ def test_malformed_hr_event_is_dead_lettered_and_unknown_employee_completed(app_
         lambda: [m for m in peek_deadletter(app_stack, "--topic", "hr-events", "--subscription", "face-enrollment")
                  if m["messageId"] == bad_id], timeout=60)
     assert letters[0]["deadLetterReason"] == "MaxDeliveryCountExceeded"
-    assert "does not match docs/hr-events.schema.json" in letters[0]["deadLetterErrorDescription"]
+    assert "does not match shared/contracts/hr-events.schema.json" in letters[0]["deadLetterErrorDescription"]
     failures = [i for i in app_stack.host.invocations("hr_events") if not i["ok"]]
-    assert any("does not match docs/hr-events.schema.json" in (i["error"] or "") for i in failures)
+    assert any("does not match shared/contracts/hr-events.schema.json" in (i["error"] or "") for i in failures)
     # Ten deliveries, one audit entry with the reason.
     audit = TableServiceClient.from_connection_string(app_stack.azurite.connection_string).get_table_client(
         f"{app_stack.env['TABLE_PREFIX']}audit")

@@ -122,7 +122,7 @@ def test_unpadded_and_url_safe_base64_are_tolerated() -> None:
 
 
 def test_malformed_claim_entries_are_skipped() -> None:
-    document = {"claims": [{"typ": "oid"}, {"val": "x"}, "junk", {"typ": 1, "val": "y"}, {"typ": "oid", "val": OID}]}
+    document = {"auth_typ": "aad", "claims": [{"typ": "oid"}, {"val": "x"}, "junk", {"typ": 1, "val": "y"}, {"typ": "oid", "val": OID}]}
     assert parse_principal(raw(document)).user_key == OID
 
 
