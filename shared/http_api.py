@@ -8,8 +8,8 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from shared.domain.principal import Principal, PrincipalError, parse_principal, require_mfa
-from shared.errors import FaceEnrollmentError, FaceTransientError, RecordConflict, RequestRejected, TransientFailure
+from shared.domain.principal import Principal, PrincipalError, parse_principal, require_mfa, usable_key
+from shared.errors import FaceTransientError, RecordConflict, RequestRejected, TransientFailure
 from shared.settings import Settings
 
 log = logging.getLogger("shared.http")
@@ -68,11 +68,26 @@ def principal_from(headers: Mapping[str, str], settings: Settings, *, mfa: bool 
     return p
 
 
+def route_key(params: Mapping[str, str], name: str) -> str:
+    """A route parameter that names a stored record (a user key, a receipt or run id). One that no
+    record could have (``/``, ``#``, control characters, over-long) is refused here, as a 400 for a
+    user key and a 404 for an id, instead of reaching Table storage and failing there as a 500."""
+    value = params.get(name, "")
+    if usable_key(value):
+        return value
+    if name == "userKey":
+        raise RequestRejected("userKey is not a user key this service could hold: it is empty, too long, or "
+                              "contains / \\ # ? or a control character.", status=400)
+    raise RequestRejected(f"No such {name[:-2] if name.endswith('Id') else name}.", status=404, code="NotFound")
+
+
 def json_body(raw: bytes) -> dict[str, Any]:
     try:
         doc = json.loads(raw or b"{}")
     except ValueError as exc:
         raise RequestRejected("The request body is not valid JSON.", status=400) from exc
+    except RecursionError as exc:  # "[[[[...": too deep to parse is a bad request, not a 500
+        raise RequestRejected("The request body is nested too deeply.", status=400) from exc
     if not isinstance(doc, dict):
         raise RequestRejected("The request body must be a JSON object.", status=400)
     return doc
@@ -96,8 +111,9 @@ def handle(action: Callable[[], Reply]) -> Reply:
     except (TransientFailure, FaceTransientError, RecordConflict):
         return Reply(503, {"error": {"code": "TryAgain", "message": "The service is busy; try again in a moment."}},
                      {"Retry-After": "2"})
-    except FaceEnrollmentError as exc:
+    except Exception as exc:  # anything unforeseen still answers in the documented shape, with no details
         error_id = uuid.uuid4().hex
+        # The class only: an SDK's message can quote a URL with a user key in it.
         log.error("request failed: %s (error %s)", exc.__class__.__name__, error_id)
         return Reply(500, {"error": {"code": "InternalError", "message": "Something went wrong.", "errorId": error_id}})
 

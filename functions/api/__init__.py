@@ -26,6 +26,12 @@ def _respond(make: Callable[[], Reply]) -> func.HttpResponse:
                              mimetype="application/json")
 
 
+def route_key(params: dict[str, str], name: str) -> str:
+    from shared.http_api import route_key as checked
+
+    return checked(params, name)
+
+
 def _ctx(req: func.HttpRequest, *, mfa: bool = False, admin: str | None = None) -> tuple[Services, Principal]:
     """The services and the caller, authenticated (and, for ``admin=<action>``, authorised with MFA)
     before the route reads anything else from the request."""
@@ -93,7 +99,7 @@ def quality_override(req: func.HttpRequest) -> func.HttpResponse:
 
         s, p = _ctx(req, admin="grant a quality override")
         body = json_body(req.get_body())
-        return Reply(201, s.enrollment.grant_override(p, req.route_params["userKey"], body))
+        return Reply(201, s.enrollment.grant_override(p, route_key(req.route_params, "userKey"), body))
     return _respond(run)
 
 
@@ -101,7 +107,7 @@ def quality_override(req: func.HttpRequest) -> func.HttpResponse:
 def admin_revoke(req: func.HttpRequest) -> func.HttpResponse:
     def run() -> Reply:
         s, p = _ctx(req, admin="revoke another user's enrollment")
-        return Reply(202, s.revocation.request(p, req.route_params["userKey"], reason="revoked by an administrator"))
+        return Reply(202, s.revocation.request(p, route_key(req.route_params, "userKey"), reason="revoked by an administrator"))
     return _respond(run)
 
 
@@ -109,7 +115,7 @@ def admin_revoke(req: func.HttpRequest) -> func.HttpResponse:
 def receipt(req: func.HttpRequest) -> func.HttpResponse:
     def run() -> Reply:
         s, p = _ctx(req, admin="read deletion receipts")
-        return Reply(200, s.revocation.receipt(p, req.route_params["receiptId"]))
+        return Reply(200, s.revocation.receipt(p, route_key(req.route_params, "receiptId")))
     return _respond(run)
 
 
@@ -139,7 +145,7 @@ def start_reenrollment(req: func.HttpRequest) -> func.HttpResponse:
 def reenrollment_progress(req: func.HttpRequest) -> func.HttpResponse:
     def run() -> Reply:
         s, _p = _ctx(req, admin="read re-enrollment progress")
-        return Reply(200, s.reenrollment.progress(req.route_params["runId"]))
+        return Reply(200, s.reenrollment.progress(route_key(req.route_params, "runId")))
     return _respond(run)
 
 
@@ -147,5 +153,5 @@ def reenrollment_progress(req: func.HttpRequest) -> func.HttpResponse:
 def resume_reenrollment(req: func.HttpRequest) -> func.HttpResponse:
     def run() -> Reply:
         s, p = _ctx(req, admin="resume a re-enrollment")
-        return Reply(202, s.reenrollment.resume(p, req.route_params["runId"]))
+        return Reply(202, s.reenrollment.resume(p, route_key(req.route_params, "runId")))
     return _respond(run)

@@ -24,10 +24,12 @@ __all__ = [
     "encode_principal",
     "parse_principal",
     "require_mfa",
+    "usable_key",
 ]
 
 HEADER = "X-MS-CLIENT-PRINCIPAL"
-MAX_HEADER_CHARS = 64 * 1024
+# Below the host's own limit on a header line (64 KiB), so this check, with its clear reason, is what answers.
+MAX_HEADER_CHARS = 16 * 1024
 
 OID_URI = "http://schemas.microsoft.com/identity/claims/objectidentifier"
 TID_URI = "http://schemas.microsoft.com/identity/claims/tenantid"
@@ -128,6 +130,18 @@ def _amr_values(values: Iterable[str]) -> set[str]:
     return found
 
 
+#: Longest user key or employee id accepted. Table keys may be up to 1 KiB; ours also carry prefixes.
+MAX_KEY_CHARS = 256
+_UNUSABLE_KEY_CHARS = frozenset("/\\#?") | frozenset(chr(c) for c in (*range(0x20), *range(0x7F, 0xA0)))
+
+
+def usable_key(value: str) -> bool:
+    """Whether ``value`` can be a Table storage key (and a blob-name-free identifier): no ``/ \\ # ?``,
+    no control characters, at most MAX_KEY_CHARS. External input that fails this is refused with a
+    4xx, never passed on to storage to fail there with a 500."""
+    return 0 < len(value) <= MAX_KEY_CHARS and not (set(value) & _UNUSABLE_KEY_CHARS)
+
+
 def parse_principal(header_value: str | None, *, user_key_claim: str = "oid", hr_key_claim: str = "employeeid",
                     admin_role: str = "FaceEnrollment.Admin", tenant_id: str | None = None,
                     mfa_amr_values: frozenset[str] = DEFAULT_MFA_AMR) -> Principal:
@@ -157,7 +171,13 @@ def parse_principal(header_value: str | None, *, user_key_claim: str = "oid", hr
     user_key = _single(claims, user_key_claim, what="user id")
     if user_key is None:
         raise PrincipalError(401, "The sign-in information does not identify you. Sign out and sign in again.")
+    if not usable_key(user_key):
+        raise PrincipalError(401, "The sign-in information has a user id this service cannot use. "
+                                  "Ask an administrator to check the USER_KEY_CLAIM setting.")
     hr_key = _single(claims, hr_key_claim, what="employee id")
+    if hr_key is not None and not usable_key(hr_key):
+        raise PrincipalError(401, "The sign-in information has an employee id this service cannot use. "
+                                  "Ask an administrator to check the HR_KEY_CLAIM setting.")
     role_types = set(_aliases("roles"))
     role_typ = document.get("role_typ")
     if isinstance(role_typ, str) and role_typ.strip():
