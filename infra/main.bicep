@@ -84,6 +84,13 @@ param authAllowedAudiences string = ''
 @description('Entra tenant of the app registration (azd env AUTH_TENANT_ID). Empty = the tenant of the deployment subscription.')
 param authTenantId string = ''
 
+@description('v1 (default) or v2: the token version Easy Auth signs users in with (azd env AUTH_ISSUER_VERSION). Only v1 ID tokens carry `amr`, which the MFA gate of consent, upload and admin routes needs.')
+@allowed([
+  'v1'
+  'v2'
+])
+param authIssuerVersion string = 'v1'
+
 @description('Days after which dead-lettered Event Grid events (they name the uploaded blob) are deleted by a lifecycle rule.')
 @minValue(1)
 param deadLetterRetentionDays int = 14
@@ -247,6 +254,7 @@ module api 'app/api.bicep' = {
     authClientId: authClientId
     authAllowedAudiences: authAllowedAudiences
     authTenantId: effectiveAuthTenantId
+    authIssuerVersion: authIssuerVersion
   }
 }
 

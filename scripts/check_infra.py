@@ -11,8 +11,8 @@
    its resource type silently checks nothing).
 3. Hygiene: no ``listKeys(`` anywhere in infra/ (no key is ever read into a deployment).
 4. Authentication fails closed (independent of checkov, so a checkov bug cannot hide it): every
-   function app has an ``authsettingsV2`` config with the Entra ID provider, the tenant's v2
-   issuer, ``requireAuthentication: true``, ``unauthenticatedClientAction: 'Return401'`` and
+   function app has an ``authsettingsV2`` config with the Entra ID provider, the tenant's own
+   issuer (v1 or v2, never common), ``requireAuthentication: true``, ``unauthenticatedClientAction: 'Return401'`` and
    exactly the two excluded paths (health and the Event Grid blob webhook); ``PRINCIPAL_SOURCE``
    is set to ``'appservice'`` and never ``local``; ``WEBSITE_AUTH_ENABLED`` is never set (App
    Service sets it itself).
@@ -206,6 +206,8 @@ def _where(r: dict[str, Any]) -> str:
 
 # What Easy Auth lets through without a signed-in user: nothing else may be added here.
 AUTH_EXCLUDED_PATHS = frozenset({"/api/health", "/runtime/webhooks/blobs"})
+# The tenant's own issuer, v1 or v2, with the tenant from a parameter (never common/organizations).
+TENANT_ISSUER = re.compile(r"https://(?:sts\.windows\.net/\$\{\w+\}/|login\.microsoftonline\.com/\$\{\w+\}/v2\.0)")
 _RESOURCE_HEAD = re.compile(r"^resource\s+(\w+)\s+'([^'@]+)@[^']*'(\s+existing)?\s*=\s*(?:if\s*\(.*?\)\s*)?\{", re.M)
 
 
@@ -269,9 +271,11 @@ def auth_problems(infra: Path) -> list[str]:
     problems: list[str] = []
     sites: list[str] = []
     auths: list[tuple[str, str]] = []
+    codes: dict[str, str] = {}
     for path in bicep_files(infra):
         code = strip_comments(path.read_text(encoding="utf-8"))
         rel = path.relative_to(infra)
+        codes[str(rel)] = code
         for symbol, rtype, existing, body in resource_blocks(code):
             if existing:
                 continue
@@ -312,8 +316,17 @@ def auth_problems(infra: Path) -> list[str]:
             problems.append(f"{where}: platform.enabled is not true")
         if not re.search(r"azureActiveDirectory: \{ enabled: true\b", flat):
             problems.append(f"{where}: the Entra ID (azureActiveDirectory) provider is not enabled")
-        if not re.search(r"openIdIssuer: 'https://login\.microsoftonline\.com/\$\{\w+\}/v2\.0'", flat):
-            problems.append(f"{where}: openIdIssuer is not the tenant's v2 issuer https://login.microsoftonline.com/<tenant>/v2.0")
+        issuer = re.search(r"openIdIssuer: ('[^']*'|\w+)", flat)
+        issuer_expr = issuer.group(1) if issuer else ""
+        if issuer_expr and not issuer_expr.startswith("'"):
+            var = re.search(rf"^var {issuer_expr} = (.+)$", codes.get(where.split(":")[0], ""), re.M)
+            issuer_expr = var.group(1) if var else ""
+        urls = re.findall(r"'(https:[^']*)'", issuer_expr)
+        if not urls or not all(TENANT_ISSUER.fullmatch(u) for u in urls):
+            problems.append(
+                f"{where}: openIdIssuer {issuer_expr or 'unset'} is not the tenant's own issuer "
+                "(https://sts.windows.net/<tenant>/ or https://login.microsoftonline.com/<tenant>/v2.0)"
+            )
         excluded = re.search(r"excludedPaths: \[([^\]]*)\]", flat)
         paths = set(re.findall(r"'([^']*)'", excluded.group(1))) if excluded else set()
         if paths != AUTH_EXCLUDED_PATHS:

@@ -46,6 +46,13 @@ param authAllowedAudiences string = ''
 @description('Entra tenant id of the app registration; also AUTH_TENANT_ID, so the app refuses other tenants\' principals.')
 param authTenantId string
 
+@description('Token version Easy Auth signs users in with. v1 (default): ID tokens carry the `amr` claim the app\'s MFA gate needs; v2 ID tokens do not carry `amr` (docs/deployment.md "Which issuer").')
+@allowed([
+  'v1'
+  'v2'
+])
+param authIssuerVersion string = 'v1'
+
 // --- `both` tunables of shared/settings.py (defaults identical to SETTINGS) ---
 @description('FACE_API_VERSION: Face REST API version segment in the path.')
 param faceApiVersion string = 'v1.2'
@@ -455,6 +462,9 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
 // below. infra/policies/auth_required.yaml and scripts/check_infra.py fail the build if this
 // resource is removed or lets anonymous requests through. docs/deployment.md "Sign-in".
 // ---------------------------------------------------------------------------------------------
+// Both issuers are the tenant's own (never common/organizations): a token of another tenant is
+// refused by Easy Auth, and AUTH_TENANT_ID makes the app refuse it too.
+var authIssuer = authIssuerVersion == 'v2' ? 'https://login.microsoftonline.com/${authTenantId}/v2.0' : 'https://sts.windows.net/${authTenantId}/'
 var authDefaultAudiences = [
   authClientId
   'api://${authClientId}'
@@ -494,7 +504,7 @@ resource auth 'Microsoft.Web/sites/config@2024-04-01' = {
         enabled: true
         registration: {
           clientId: authClientId
-          openIdIssuer: 'https://login.microsoftonline.com/${authTenantId}/v2.0'
+          openIdIssuer: authIssuer
         }
         validation: {
           allowedAudiences: authAudiences

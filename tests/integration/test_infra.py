@@ -203,8 +203,9 @@ AUTH_BROKEN: dict[str, tuple[str, Callable[[str], str], bool]] = {
     "website-auth-enabled": ("app/api.bicep", _add_app_setting("WEBSITE_AUTH_ENABLED", "'True'"), False),
     "extra-excluded-path": ("app/api.bicep",
                             _replace_literal("'/api/health'\n", "'/api/health'\n        '/api/admin/purge'\n"), False),
-    "v1-issuer": ("app/api.bicep",
-                  _replace_literal("/${authTenantId}/v2.0'", "/${authTenantId}/'"), False),
+    "common-issuer": ("app/api.bicep",
+                      _replace_literal("'https://sts.windows.net/${authTenantId}/'",
+                                       "'https://login.microsoftonline.com/common/v2.0'"), False),
 }
 
 
@@ -341,6 +342,8 @@ def test_auth_parameters_come_from_the_azd_environment() -> None:
     assert params["authClientId"]["value"] == "${AUTH_CLIENT_ID}"
     assert params["authAllowedAudiences"]["value"] == "${AUTH_ALLOWED_AUDIENCES=}"
     assert params["authTenantId"]["value"] == "${AUTH_TENANT_ID=}"
+    # v1 by default: only v1 tokens carry `amr`, which the app's MFA gate reads (docs/deployment.md)
+    assert params["authIssuerVersion"]["value"] == "${AUTH_ISSUER_VERSION=v1}"
     main = MAIN_BICEP.read_text(encoding="utf-8")
     assert re.search(r"@minLength\(1\)\n@description\([^\n]*\)\nparam authClientId string\n", main)
 
