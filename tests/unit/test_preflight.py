@@ -18,6 +18,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,7 +43,7 @@ class Run:
     rc: int
     out: str
     err: str
-    calls: list[dict[str, object]]
+    calls: list[dict[str, Any]]
 
     @property
     def text(self) -> str:
@@ -80,7 +81,7 @@ def run_preflight(tmp_path: Path, scenario: str, **env: str | None) -> Run:
 
 def assert_read_only_and_recorded(run: Run) -> None:
     for call in run.calls:
-        argv = [str(a) for a in call["argv"]]  # type: ignore[union-attr]
+        argv = [str(a) for a in call["argv"]]
         assert call["matched"], f"az call not recorded in the scenario: {argv}"
         verbs = set(argv[:3]) | ({argv[argv.index("--method") + 1]} if "--method" in argv else set())
         assert not (verbs & MUTATING), f"the preflight ran a command that changes Azure: az {' '.join(argv)}"
@@ -105,7 +106,7 @@ def test_all_good_passes_and_explains_the_manual_steps(tmp_path: Path) -> None:
         assert needle in run.out
     assert_read_only_and_recorded(run)
     # every check ran: one provider call each, the region checks, the SKU query, the deleted list
-    argvs = [" ".join(map(str, c["argv"])) for c in run.calls]  # type: ignore[call-overload]
+    argvs = [" ".join(map(str, c["argv"])) for c in run.calls]
     for ns in PROVIDERS:
         assert any(f"provider show --namespace {ns} " in a for a in argvs), ns
     assert any("list-flexconsumption-locations" in a and "westeurope" in a for a in argvs)
@@ -150,7 +151,7 @@ def test_zrs_unavailable_stops_and_offers_lrs(tmp_path: Path) -> None:
 def test_zrs_unavailable_is_fine_once_lrs_is_chosen(tmp_path: Path) -> None:
     run = run_preflight(tmp_path, "zrs_unavailable", STORAGE_SKU="Standard_LRS")
     assert run.rc == 0, run.text
-    assert not any("Microsoft.Storage/skus" in " ".join(map(str, c["argv"])) for c in run.calls)  # type: ignore[call-overload]
+    assert not any("Microsoft.Storage/skus" in " ".join(map(str, c["argv"])) for c in run.calls)
 
 
 def test_unregistered_providers_stop_with_register_commands(tmp_path: Path) -> None:
