@@ -457,9 +457,9 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
 //                             the Functions host guards with its `blobs_extension` system key.
 // A request outside those paths reaches the app only with a session or token Easy Auth validated
 // itself; the X-MS-CLIENT-PRINCIPAL header the app reads is then the one Easy Auth built from it
-// (check after deploying: docs/deployment.md "First deployment", forged-header step). Sign-in: ID token through the OpenID Connect implicit flow (no
-// client secret exists anywhere); API callers send a bearer token whose audience is allowed
-// below. infra/policies/auth_required.yaml and scripts/check_infra.py fail the build if this
+// (check after deploying: docs/deployment.md "First deployment", forged-header step).
+// Sign-in: ID token through the OpenID Connect implicit flow (no client secret exists anywhere);
+// API callers send a bearer token whose audience is allowed below. infra/policies/auth_required.yaml and scripts/check_infra.py fail the build if this
 // resource is removed or lets anonymous requests through. docs/deployment.md "Sign-in".
 // ---------------------------------------------------------------------------------------------
 // Both issuers are the tenant's own (never common/organizations): a token of another tenant is
