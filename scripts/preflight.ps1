@@ -19,6 +19,7 @@ $providers = @(
 )
 $facePrefix = 'face-'   # infra/abbreviations.json cognitiveServicesFace
 $script:problems = 0
+$unchecked = @()   # reads that failed: reported, never taken as "nothing found"
 
 function Stop-Preflight([string]$what, [string[]]$todo) {
     $script:problems++
@@ -70,12 +71,14 @@ if ($unregistered.Count -gt 0) {
 
 # --- 4. the region offers Flex Consumption and Face
 $flex = az functionapp list-flexconsumption-locations --query "length(@[?name=='$location'])" -o tsv 2>$null
+if ($LASTEXITCODE -ne 0) { $unchecked += "Flex Consumption in $location (az functionapp list-flexconsumption-locations failed)" }
 if ($flex -eq '0') {
     Stop-Preflight "region $location does not offer the Flex Consumption plan." @(
         'List the regions that do: az functionapp list-flexconsumption-locations -o table',
         'Then: azd env set AZURE_LOCATION <region> (it must offer the Face API too).')
 }
 $faceSkus = az cognitiveservices account list-skus --kind Face --location $location --query 'length(@)' -o tsv 2>$null
+if ($LASTEXITCODE -ne 0) { $unchecked += "Face in $location (az cognitiveservices account list-skus failed)" }
 if ($faceSkus -eq '0') {
     Stop-Preflight "region $location does not offer the Face API (kind Face) to this subscription." @(
         'Choose a region that offers both Face and Flex Consumption: azd env set AZURE_LOCATION <region>')
@@ -86,13 +89,12 @@ $storageSku = if ($env:STORAGE_SKU) { $env:STORAGE_SKU } else { 'Standard_ZRS' }
 if ($storageSku -eq 'Standard_ZRS') {
     $query = "length(value[?name=='Standard_ZRS' && kind=='StorageV2' && contains(locations, '$location') && length(restrictions[?type=='Location' && contains(values, '$location')]) == ``0``])"
     $zrs = az rest --method get --url "/subscriptions/$sub/providers/Microsoft.Storage/skus?api-version=2023-05-01" --query $query -o tsv 2>$null
+    if ($LASTEXITCODE -ne 0) { $zrs = ''; $unchecked += "zone-redundant storage in $location (az rest .../Microsoft.Storage/skus failed)" }
     if ($zrs -eq '0') {
         Stop-Preflight "region $location does not offer zone-redundant storage (Standard_ZRS) to this subscription." @(
             'Either keep the region with locally redundant storage (three copies in one datacenter; still no copy',
             'leaves the region): azd env set STORAGE_SKU Standard_LRS',
             'or choose a region with availability zones: azd env set AZURE_LOCATION <region>')
-    } elseif (-not $zrs) {
-        [Console]::Error.WriteLine("preflight: could not read the storage SKUs of $location; if provisioning fails on the storage SKU, run: azd env set STORAGE_SKU Standard_LRS")
     }
 }
 
@@ -100,6 +102,7 @@ if ($storageSku -eq 'Standard_ZRS') {
 $suffix = ("$env:FACE_NAME_SUFFIX").ToLowerInvariant()
 $expected = if ($env:RESOURCE_TOKEN) { "$facePrefix$($env:RESOURCE_TOKEN)$suffix" } else { '' }
 $deleted = az cognitiveservices account list-deleted --query "[?kind=='Face' && location=='$location'].[name, id]" -o tsv 2>$null
+if ($LASTEXITCODE -ne 0) { $deleted = @(); $unchecked += 'soft-deleted Face accounts (az cognitiveservices account list-deleted failed)' }
 foreach ($line in @($deleted)) {
     if (-not $line) { continue }
     $name, $id = $line -split "`t", 2
@@ -129,6 +132,12 @@ preflight: two steps no script can take (docs/deployment.md "First deployment"):
     Recognition intake form: https://aka.ms/facerecognition
     https://learn.microsoft.com/legal/cognitive-services/computer-vision/limited-access-identity
 '@
+
+if ($unchecked.Count -gt 0) {
+    [Console]::Error.WriteLine("`npreflight: could not check (az failed; see it by re-running the command without 2>`$null):")
+    foreach ($u in $unchecked) { [Console]::Error.WriteLine("    $u") }
+    [Console]::Error.WriteLine("  If provisioning then fails, see $docs, `"Troubleshooting`".")
+}
 
 if ($script:problems -gt 0) {
     [Console]::Error.WriteLine("`npreflight: $($script:problems) problem(s) found; nothing was created. Fix them and run azd up again.")

@@ -39,6 +39,10 @@ PROVIDERS=(
 FACE_PREFIX="face-"   # infra/abbreviations.json cognitiveServicesFace
 
 problems=0
+unchecked=()
+# A read that fails (no permission, throttling, a CLI too old for a command) must not pass as
+# "nothing found": it is reported as unchecked at the end.
+unchecked() { unchecked+=("$1"); }
 stop() {
   # stop "what is wrong" "what to do" ...
   problems=$((problems + 1))
@@ -81,7 +85,7 @@ fi
 # --- 3. resource providers -----------------------------------------------------------------------
 unregistered=()
 for ns in "${PROVIDERS[@]}"; do
-  state="$(az provider show --namespace "$ns" --query registrationState -o tsv 2>/dev/null || true)"
+  state="$(az provider show --namespace "$ns" --query registrationState -o tsv 2>/dev/null)" || state=""
   if [[ "$state" != "Registered" ]]; then
     unregistered+=("$ns (${state:-unknown})")
   fi
@@ -95,13 +99,15 @@ if (( ${#unregistered[@]} )); then
 fi
 
 # --- 4. the region offers Flex Consumption and Face ----------------------------------------------
-flex="$(az functionapp list-flexconsumption-locations --query "length(@[?name=='${LOCATION}'])" -o tsv 2>/dev/null || true)"
+flex="$(az functionapp list-flexconsumption-locations --query "length(@[?name=='${LOCATION}'])" -o tsv 2>/dev/null)" \
+  || unchecked "Flex Consumption in $LOCATION (az functionapp list-flexconsumption-locations failed)"
 if [[ "$flex" == "0" ]]; then
   stop "region $LOCATION does not offer the Flex Consumption plan." \
     "List the regions that do: az functionapp list-flexconsumption-locations -o table" \
     "Then: azd env set AZURE_LOCATION <region> (it must offer the Face API too)."
 fi
-face_skus="$(az cognitiveservices account list-skus --kind Face --location "$LOCATION" --query "length(@)" -o tsv 2>/dev/null || true)"
+face_skus="$(az cognitiveservices account list-skus --kind Face --location "$LOCATION" --query "length(@)" -o tsv 2>/dev/null)" \
+  || unchecked "Face in $LOCATION (az cognitiveservices account list-skus failed)"
 if [[ "$face_skus" == "0" ]]; then
   stop "region $LOCATION does not offer the Face API (kind Face) to this subscription." \
     "Choose a region that offers both Face and Flex Consumption: azd env set AZURE_LOCATION <region>"
@@ -113,14 +119,12 @@ if [[ "$STORAGE_SKU" == "Standard_ZRS" ]]; then
   zrs="$(az rest --method get \
     --url "/subscriptions/${SUB}/providers/Microsoft.Storage/skus?api-version=2023-05-01" \
     --query "length(value[?name=='Standard_ZRS' && kind=='StorageV2' && contains(locations, '${LOCATION}') && length(restrictions[?type=='Location' && contains(values, '${LOCATION}')]) == \`0\`])" \
-    -o tsv 2>/dev/null || true)"
+    -o tsv 2>/dev/null)" || { zrs=""; unchecked "zone-redundant storage in $LOCATION (az rest .../Microsoft.Storage/skus failed)"; }
   if [[ "$zrs" == "0" ]]; then
     stop "region $LOCATION does not offer zone-redundant storage (Standard_ZRS) to this subscription." \
       "Either keep the region with locally redundant storage (three copies in one datacenter; still no copy" \
       "leaves the region): azd env set STORAGE_SKU Standard_LRS" \
       "or choose a region with availability zones: azd env set AZURE_LOCATION <region>"
-  elif [[ -z "$zrs" ]]; then
-    echo "preflight: could not read the storage SKUs of $LOCATION; if provisioning fails on the storage SKU, run: azd env set STORAGE_SKU Standard_LRS" >&2
   fi
 fi
 
@@ -135,7 +139,8 @@ if [[ -n "${RESOURCE_TOKEN:-}" ]]; then
   expected="${FACE_PREFIX}${RESOURCE_TOKEN}${suffix}"
 fi
 deleted="$(az cognitiveservices account list-deleted \
-  --query "[?kind=='Face' && location=='${LOCATION}'].[name, id]" -o tsv 2>/dev/null || true)"
+  --query "[?kind=='Face' && location=='${LOCATION}'].[name, id]" -o tsv 2>/dev/null)" \
+  || { deleted=""; unchecked "soft-deleted Face accounts (az cognitiveservices account list-deleted failed)"; }
 while IFS=$'\t' read -r name id; do
   [[ -z "${name:-}" ]] && continue
   del_rg="$(printf '%s' "$id" | sed -n 's#.*/resourceGroups/\([^/]*\)/.*#\1#p')"
@@ -164,6 +169,12 @@ preflight: two steps no script can take (docs/deployment.md "First deployment"):
     Recognition intake form: https://aka.ms/facerecognition
     https://learn.microsoft.com/legal/cognitive-services/computer-vision/limited-access-identity
 EOF
+
+if (( ${#unchecked[@]} )); then
+  printf '\npreflight: could not check (az failed; see it by re-running the command without 2>/dev/null):\n' >&2
+  printf '    %s\n' "${unchecked[@]}" >&2
+  echo "  If provisioning then fails, see $DOCS, \"Troubleshooting\"." >&2
+fi
 
 if (( problems )); then
   printf '\npreflight: %d problem(s) found; nothing was created. Fix them and run azd up again.\n' "$problems" >&2

@@ -1,7 +1,9 @@
 """scripts/preflight.sh (the azd preprovision hook) against a fake `az` on the PATH.
 
-Each scenario in tests/fixtures/fake_az/scenarios records what az prints for the commands the
-preflight runs; tests/fixtures/fake_az/az.py replays it and logs every call. Every branch is run:
+Each scenario in tests/fixtures/fake_az/scenarios records the JSON documents az returns for the
+commands the preflight runs; tests/fixtures/fake_az/az.py replays them, applies the preflight's own
+`--query` (JMESPath) and `-o tsv` as az does, and logs every call. The fake runs with the checkov
+virtualenv's Python, which has jmespath (pinned in requirements-infra.txt). Every branch is run:
 all good, purge needed, ZRS unavailable, providers unregistered, region without Flex/Face, not
 signed in, sign-in app registration missing. The preflight must only ever read: a test fails if it
 runs any command that changes Azure. pwsh is not installed here, so scripts/preflight.ps1 is held
@@ -38,6 +40,20 @@ MUTATING = {"register", "purge", "create", "delete", "update", "set", "put", "po
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 
 
+@pytest.fixture(scope="module")
+def fake_az_python() -> str:
+    """A Python with jmespath for the fake az: the checkov virtualenv's (CHECKOV_PYTHON overrides)."""
+    candidate = os.environ.get("CHECKOV_PYTHON") or str(ROOT / ".venv-checkov" / "bin" / "python")
+    probe = subprocess.run([candidate, "-c", "import jmespath"], capture_output=True, text=True) \
+        if Path(candidate).exists() else None
+    if probe is None or probe.returncode != 0:
+        pytest.fail(
+            f"no Python with jmespath at {candidate}: python3 -m venv .venv-checkov && "
+            ".venv-checkov/bin/pip install -r requirements-infra.txt", pytrace=False,
+        )
+    return candidate
+
+
 @dataclass
 class Run:
     rc: int
@@ -50,13 +66,13 @@ class Run:
         return self.out + self.err
 
 
-def run_preflight(tmp_path: Path, scenario: str, **env: str | None) -> Run:
+def run_preflight(tmp_path: Path, scenario: str, python: str = sys.executable, **env: str | None) -> Run:
     bindir = tmp_path / "bin"
     bindir.mkdir(exist_ok=True)
     az = bindir / "az"
-    az.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{FAKE_AZ}" "$@"\n', encoding="utf-8")
+    az.write_text(f'#!/bin/sh\nexec "{python}" "{FAKE_AZ}" "$@"\n', encoding="utf-8")
     az.chmod(0o755)
-    log = tmp_path / f"{scenario}.calls.jsonl"
+    log = tmp_path / f"{Path(scenario).stem}.calls.jsonl"
     log.unlink(missing_ok=True)
     base = {
         # no inherited AZURE_* or az: only this fake and the basic tools
@@ -66,7 +82,7 @@ def run_preflight(tmp_path: Path, scenario: str, **env: str | None) -> Run:
         "AZURE_LOCATION": "westeurope",
         "AUTH_CLIENT_ID": CLIENT_ID,
         "RESOURCE_TOKEN": "abc123xyz",
-        "FAKE_AZ_SCENARIO": str(SCENARIOS / f"{scenario}.json"),
+        "FAKE_AZ_SCENARIO": scenario if scenario.endswith(".json") else str(SCENARIOS / f"{scenario}.json"),
         "FAKE_AZ_LOG": str(log),
     }
     for key, value in env.items():
@@ -94,8 +110,8 @@ def stops(run: Run) -> list[str]:
 # --------------------------------------------------------------------------------------------
 
 
-def test_all_good_passes_and_explains_the_manual_steps(tmp_path: Path) -> None:
-    run = run_preflight(tmp_path, "all_good")
+def test_all_good_passes_and_explains_the_manual_steps(tmp_path: Path, fake_az_python: str) -> None:
+    run = run_preflight(tmp_path, "all_good", fake_az_python)
     assert run.rc == 0, run.text
     assert "preflight: OK" in run.out
     assert stops(run) == []
@@ -105,6 +121,10 @@ def test_all_good_passes_and_explains_the_manual_steps(tmp_path: Path) -> None:
                    "https://learn.microsoft.com/legal/cognitive-services/computer-vision/limited-access-identity"):
         assert needle in run.out
     assert_read_only_and_recorded(run)
+    # every query the preflight sent is valid JMESPath for the recorded documents (a bad --query
+    # makes az, and the fake, exit 2), and nothing was left unchecked
+    assert [c["argv"] for c in run.calls if c["exit"] != 0] == []
+    assert "could not check" not in run.err
     # every check ran: one provider call each, the region checks, the SKU query, the deleted list
     argvs = [" ".join(map(str, c["argv"])) for c in run.calls]
     for ns in PROVIDERS:
@@ -115,8 +135,8 @@ def test_all_good_passes_and_explains_the_manual_steps(tmp_path: Path) -> None:
     assert any("list-deleted" in a and "kind=='Face'" in a for a in argvs)
 
 
-def test_soft_deleted_face_account_stops_with_the_purge_command(tmp_path: Path) -> None:
-    run = run_preflight(tmp_path, "purge_needed")
+def test_soft_deleted_face_account_stops_with_the_purge_command(tmp_path: Path, fake_az_python: str) -> None:
+    run = run_preflight(tmp_path, "purge_needed", fake_az_python)
     assert run.rc == 1, run.text
     assert len(stops(run)) == 1 and "soft-deleted Face account 'face-abc123xyz'" in stops(run)[0]
     assert ("az cognitiveservices account purge --location westeurope --resource-group rg-fe-test "
@@ -127,35 +147,35 @@ def test_soft_deleted_face_account_stops_with_the_purge_command(tmp_path: Path) 
     assert_read_only_and_recorded(run)
 
 
-def test_soft_deleted_face_account_found_without_resource_token(tmp_path: Path) -> None:
+def test_soft_deleted_face_account_found_without_resource_token(tmp_path: Path, fake_az_python: str) -> None:
     # a new azd environment with the old name: no RESOURCE_TOKEN yet, same resource group
-    run = run_preflight(tmp_path, "purge_needed", RESOURCE_TOKEN=None)
+    run = run_preflight(tmp_path, "purge_needed", fake_az_python, RESOURCE_TOKEN=None)
     assert run.rc == 1, run.text
     assert "--name face-abc123xyz" in run.err and "face-zzz999" not in run.text
 
 
-def test_name_suffix_avoids_the_soft_deleted_account(tmp_path: Path) -> None:
-    run = run_preflight(tmp_path, "purge_needed", FACE_NAME_SUFFIX="2")
+def test_name_suffix_avoids_the_soft_deleted_account(tmp_path: Path, fake_az_python: str) -> None:
+    run = run_preflight(tmp_path, "purge_needed", fake_az_python, FACE_NAME_SUFFIX="2")
     assert run.rc == 0, run.text
     assert stops(run) == []
 
 
-def test_zrs_unavailable_stops_and_offers_lrs(tmp_path: Path) -> None:
-    run = run_preflight(tmp_path, "zrs_unavailable")
+def test_zrs_unavailable_stops_and_offers_lrs(tmp_path: Path, fake_az_python: str) -> None:
+    run = run_preflight(tmp_path, "zrs_unavailable", fake_az_python)
     assert run.rc == 1, run.text
     assert len(stops(run)) == 1 and "zone-redundant storage (Standard_ZRS)" in stops(run)[0]
     assert "azd env set STORAGE_SKU Standard_LRS" in run.err
     assert_read_only_and_recorded(run)
 
 
-def test_zrs_unavailable_is_fine_once_lrs_is_chosen(tmp_path: Path) -> None:
-    run = run_preflight(tmp_path, "zrs_unavailable", STORAGE_SKU="Standard_LRS")
+def test_zrs_unavailable_is_fine_once_lrs_is_chosen(tmp_path: Path, fake_az_python: str) -> None:
+    run = run_preflight(tmp_path, "zrs_unavailable", fake_az_python, STORAGE_SKU="Standard_LRS")
     assert run.rc == 0, run.text
     assert not any("Microsoft.Storage/skus" in " ".join(map(str, c["argv"])) for c in run.calls)
 
 
-def test_unregistered_providers_stop_with_register_commands(tmp_path: Path) -> None:
-    run = run_preflight(tmp_path, "providers_unregistered")
+def test_unregistered_providers_stop_with_register_commands(tmp_path: Path, fake_az_python: str) -> None:
+    run = run_preflight(tmp_path, "providers_unregistered", fake_az_python)
     assert run.rc == 1, run.text
     assert len(stops(run)) == 1
     for ns in ("Microsoft.EventGrid", "Microsoft.ServiceBus", "Microsoft.CognitiveServices"):
@@ -166,8 +186,8 @@ def test_unregistered_providers_stop_with_register_commands(tmp_path: Path) -> N
     assert_read_only_and_recorded(run)
 
 
-def test_region_without_flex_or_face_stops_twice(tmp_path: Path) -> None:
-    run = run_preflight(tmp_path, "region_unsupported")
+def test_region_without_flex_or_face_stops_twice(tmp_path: Path, fake_az_python: str) -> None:
+    run = run_preflight(tmp_path, "region_unsupported", fake_az_python)
     assert run.rc == 1, run.text
     found = stops(run)
     assert len(found) == 2
@@ -175,16 +195,31 @@ def test_region_without_flex_or_face_stops_twice(tmp_path: Path) -> None:
     assert "2 problem(s) found; nothing was created" in run.err
 
 
-def test_not_signed_in_stops_at_once(tmp_path: Path) -> None:
-    run = run_preflight(tmp_path, "not_logged_in")
+def test_a_failed_read_is_reported_never_taken_as_all_clear(tmp_path: Path, fake_az_python: str) -> None:
+    # the deployer may list providers but not deleted accounts (or az is throttled): the check
+    # must say it could not look, not pass silently
+    doc = json.loads((SCENARIOS / "purge_needed.json").read_text(encoding="utf-8"))
+    for response in doc["responses"]:
+        if response["args"][:3] == ["cognitiveservices", "account", "list-deleted"]:
+            response.pop("json")
+            response.update(stderr="ERROR: (AuthorizationFailed) The client does not have authorization.\n", exit=1)
+    scenario = tmp_path / "list_deleted_forbidden.json"
+    scenario.write_text(json.dumps(doc), encoding="utf-8")
+    run = run_preflight(tmp_path, str(scenario), fake_az_python)
+    assert "could not check" in run.err and "soft-deleted Face accounts" in run.err, run.text
+    assert stops(run) == [] and run.rc == 0  # reported, not blocking: the other checks passed
+
+
+def test_not_signed_in_stops_at_once(tmp_path: Path, fake_az_python: str) -> None:
+    run = run_preflight(tmp_path, "not_logged_in", fake_az_python)
     assert run.rc == 1
     assert "az login" in run.err
     assert len(run.calls) == 1  # nothing else was tried
 
 
 @pytest.mark.parametrize("client_id", [None, "", "my-front-end"])
-def test_missing_or_malformed_auth_client_id_stops(tmp_path: Path, client_id: str | None) -> None:
-    run = run_preflight(tmp_path, "all_good", AUTH_CLIENT_ID=client_id)
+def test_missing_or_malformed_auth_client_id_stops(tmp_path: Path, fake_az_python: str, client_id: str | None) -> None:
+    run = run_preflight(tmp_path, "all_good", fake_az_python, AUTH_CLIENT_ID=client_id)
     assert run.rc == 1, run.text
     assert len(stops(run)) == 1 and "AUTH_CLIENT_ID" in stops(run)[0]
     assert "azd env set AUTH_CLIENT_ID" in run.err
@@ -192,13 +227,13 @@ def test_missing_or_malformed_auth_client_id_stops(tmp_path: Path, client_id: st
         assert "/.auth/login/aad/callback" in run.err and "FaceEnrollment.Admin" in run.err
 
 
-def test_missing_location_stops(tmp_path: Path) -> None:
-    run = run_preflight(tmp_path, "all_good", AZURE_LOCATION=None)
+def test_missing_location_stops(tmp_path: Path, fake_az_python: str) -> None:
+    run = run_preflight(tmp_path, "all_good", fake_az_python, AZURE_LOCATION=None)
     assert run.rc == 1 and "azd env set AZURE_LOCATION" in run.err
 
 
-def test_skip_switch_runs_nothing(tmp_path: Path) -> None:
-    run = run_preflight(tmp_path, "not_logged_in", PREFLIGHT_SKIP="1")
+def test_skip_switch_runs_nothing(tmp_path: Path, fake_az_python: str) -> None:
+    run = run_preflight(tmp_path, "not_logged_in", fake_az_python, PREFLIGHT_SKIP="1")
     assert run.rc == 0 and run.calls == []
 
 
@@ -230,6 +265,7 @@ def test_powershell_twin_names_the_same_checks_and_fixes() -> None:
         "https://aka.ms/csrainotice",
         "https://aka.ms/facerecognition",
         "PREFLIGHT_SKIP",
+        "could not check",
     ):
         assert needle in sh, f"preflight.sh lacks {needle!r}"
         assert needle in ps, f"preflight.ps1 lacks {needle!r}"
