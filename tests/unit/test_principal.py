@@ -18,9 +18,9 @@ from shared.domain.principal import (
     Principal,
     PrincipalError,
     encode_principal,
-    usable_key,
     parse_principal,
     require_mfa,
+    usable_key,
 )
 
 pytestmark = pytest.mark.unit
