@@ -10,9 +10,20 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.settings import Settings
+
+if TYPE_CHECKING:  # types only: the modules are imported on first build (cold start)
+    from shared.ports import FacePort, MessagePublisherPort, PhotoStorePort, RecordStorePort
+    from shared.services.audit import AuditLog
+    from shared.services.consent import ConsentService
+    from shared.services.enrollment import EnrollmentService
+    from shared.services.purge import PurgeService
+    from shared.services.reenrollment import ReenrollmentService
+    from shared.services.revocation import RevocationService
+
+Clock = Callable[[], datetime]
 
 
 def utc_now() -> datetime:
@@ -22,25 +33,24 @@ def utc_now() -> datetime:
 @dataclass
 class Services:
     settings: Settings
-    records: Any
-    photos: Any
-    face: Any
-    publisher: Any
-    audit: Any
-    consent: Any
-    enrollment: Any
-    revocation: Any
-    purge: Any
-    reenrollment: Any
+    records: RecordStorePort
+    photos: PhotoStorePort
+    face: FacePort
+    publisher: MessagePublisherPort
+    audit: AuditLog
+    consent: ConsentService
+    enrollment: EnrollmentService
+    revocation: RevocationService
+    purge: PurgeService
+    reenrollment: ReenrollmentService
 
 
-def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now, face: Any = None, records: Any = None,
-          photos: Any = None, publisher: Any = None, credential: Any = None) -> Services:
-    """Adapters from settings; tests may pass their own (a fake for pure logic, a real one elsewhere)."""
+def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None = None,
+          records: RecordStorePort | None = None, photos: PhotoStorePort | None = None,
+          publisher: MessagePublisherPort | None = None, credential: Any = None) -> Services:
+    """Adapters from settings, except those given: tests pass in-memory fakes (tests/fakes.py) or
+    real adapters wrapped with faults. Nothing is connected here; adapters connect on first use."""
     from shared.adapters.azure_storage import StorageClients
-    from shared.adapters.blob_photos import BlobPhotoStore
-    from shared.adapters.face_rest import FaceRestClient
-    from shared.adapters.table_records import TableRecords
     from shared.services.audit import AuditLog
     from shared.services.consent import ConsentService
     from shared.services.enrollment import EnrollmentService
@@ -49,10 +59,19 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now, face: 
     from shared.services.revocation import RevocationService
 
     clients = StorageClients(settings, credential=credential)
-    records = records or TableRecords(clients, prefix=settings.table_prefix)
-    photos = photos or BlobPhotoStore(clients, uploads_container=settings.uploads_container,
-                                      kept_container=settings.kept_photos_container)
-    face = face or FaceRestClient.from_settings(settings)
+    if records is None:
+        from shared.adapters.table_records import TableRecords
+
+        records = TableRecords(clients, prefix=settings.table_prefix)
+    if photos is None:
+        from shared.adapters.blob_photos import BlobPhotoStore
+
+        photos = BlobPhotoStore(clients, uploads_container=settings.uploads_container,
+                                kept_container=settings.kept_photos_container)
+    if face is None:
+        from shared.adapters.face_rest import FaceRestClient
+
+        face = FaceRestClient.from_settings(settings)
     if publisher is None:
         if settings.uses_storage_queue_bus:
             from shared.adapters.storage_queue_bus import StorageQueueBus

@@ -95,6 +95,11 @@ class RecordExists(RecordError):
     """Insert of a record that already exists."""
 
 
+# --- photos (Blob storage) ------------------------------------------------------------------------
+class PhotoNotFound(FaceEnrollmentError):
+    """A kept photo that is not (or no longer) there."""
+
+
 # --- application outcomes mapped by the entry points ----------------------------------------------
 class RequestRejected(FaceEnrollmentError):
     """A caller's request that cannot be served; ``status`` is the HTTP status to answer with."""
