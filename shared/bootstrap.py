@@ -54,6 +54,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None =
     from shared.services.audit import AuditLog
     from shared.services.consent import ConsentService
     from shared.services.enrollment import EnrollmentService
+    from shared.services.groups import GroupDirectory, TrainingCoordinator
     from shared.services.purge import PurgeService
     from shared.services.reenrollment import ReenrollmentService
     from shared.services.revocation import RevocationService
@@ -84,14 +85,16 @@ def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None =
                                             credential=credential or clients.credential())
     audit = AuditLog(records, clock=clock)
     consent = ConsentService(records, photos, audit, clock=clock)
+    groups = GroupDirectory(records, face, settings, clock=clock)
+    training = TrainingCoordinator(groups, face, clock=clock, coalesce_seconds=settings.training_coalesce_seconds)
     enrollment = EnrollmentService(records=records, photos=photos, face=face, consent=consent, audit=audit,
-                                   settings=settings, clock=clock)
+                                   groups=groups, training=training, settings=settings, clock=clock)
     revocation = RevocationService(records=records, photos=photos, face=face, consent=consent, audit=audit,
                                    publisher=publisher, settings=settings, clock=clock)
     purge = PurgeService(records=records, photos=photos, face=face, revocation=revocation, audit=audit,
-                         enrollment=enrollment, settings=settings, clock=clock)
+                         training=training, settings=settings, clock=clock)
     reenrollment = ReenrollmentService(records=records, photos=photos, face=face, audit=audit, publisher=publisher,
-                                       enrollment=enrollment, settings=settings, clock=clock)
+                                       consent=consent, groups=groups, settings=settings, clock=clock)
     return Services(settings, records, photos, face, publisher, audit, consent, enrollment, revocation, purge, reenrollment)
 
 

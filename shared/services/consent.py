@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from shared.commands import GrantConsent
 from shared.domain.enrollment import (
     TABLE_CONSENT,
     TABLE_HR_INDEX,
@@ -21,8 +22,9 @@ from shared.domain.enrollment import (
 )
 from shared.domain.erasure import TABLE_CONSENT_BY_DAY, day_key, latest_grant
 from shared.domain.principal import Principal
-from shared.errors import RecordConflict, RecordExists, RequestRejected
+from shared.errors import Conflict, RecordConflict, RecordExists
 from shared.ports import PhotoStorePort, RecordStorePort
+from shared.results import ConsentGranted
 from shared.services.audit import AuditLog
 from shared.services.records import update_record
 from shared.services.terms import Terms, current_terms
@@ -48,24 +50,17 @@ class ConsentService:
     def current(self, user_key: str) -> ConsentState | None:
         return current_consent(self.ledger(user_key), current_terms_version=self._terms().version)
 
-    def grant(self, principal: Principal, body: Mapping[str, Any], *, client: str) -> dict[str, Any]:
+    def grant(self, command: GrantConsent) -> ConsentGranted:
         terms = self._terms()
-        version = body.get("termsVersion")
-        if not isinstance(version, str) or not version:
-            raise RequestRejected("termsVersion is required.", status=400)
-        if body.get("accepted") is not True:
-            raise RequestRejected("accepted must be true to consent; to withdraw, use DELETE /api/enrollment.", status=400)
-        store = body.get("storePhotos")
-        if not isinstance(store, bool):
-            raise RequestRejected("storePhotos must be true or false.", status=400)
-        if version != terms.version:
-            raise RequestRejected(f"These terms are out of date; the current version is {terms.version}. "
-                                  "Read the current terms and consent again.", status=409, code="StaleTerms")
+        principal, store = command.principal, command.store_photos
+        if command.terms_version != terms.version:
+            raise Conflict(f"These terms are out of date; the current version is {terms.version}. "
+                           "Read the current terms and consent again.", code="StaleTerms")
         now = self._clock()
         entry = {
             "PartitionKey": principal.user_key, "RowKey": ledger_row_key(now, uuid.uuid4().hex),
             "kind": "consent", "accepted": True, "termsVersion": terms.version, "termsSha256": terms.sha256,
-            "storePhotos": store, "at": iso(now), "client": client[:200],
+            "storePhotos": store, "at": iso(now), "client": command.client[:200],
         }
         # The user record first, then the ledger: a crash in between leaves a harmless record that
         # the next consent completes; the ledger entry is what grants consent.
@@ -86,7 +81,7 @@ class ConsentService:
                           termsVersion=terms.version, storePhotos=store)
         if not store:
             self.delete_kept_photos(principal.user_key)
-        return {"termsVersion": terms.version, "grantedAt": entry["at"], "storePhotos": store}
+        return ConsentGranted(terms.version, str(entry["at"]), store)
 
     def _open_user(self, principal: Principal, *, store_photos: bool, now: datetime) -> None:
         """Creates the enrollment record, or updates the choices on it.

@@ -10,14 +10,13 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared.commands import CreateUploads, GrantOverride, ProcessUpload
 from shared.domain import enrollment as dom
 from shared.domain.enrollment import (
     TABLE_OVERRIDES,
-    TABLE_STATE,
     TABLE_UPLOAD_INDEX,
     TABLE_UPLOADS,
     TABLE_USERS,
@@ -26,23 +25,22 @@ from shared.domain.enrollment import (
     parse_iso,
 )
 from shared.domain.erasure import TABLE_UPLOADS_BY_MINUTE, minute_key
-from shared.domain.principal import Principal
 from shared.domain.quality import FaceObservation, evaluate
 from shared.errors import (
+    ConsentRequired,
     FaceInvalidImage,
-    LargePersonGroupExists,
     LargePersonGroupNotFound,
     LargePersonGroupNotTrained,
     PersonNotFound,
     RecordConflict,
-    RecordExists,
-    RequestRejected,
     TransientFailure,
 )
 from shared.images import ImageRejected, validate_image
 from shared.ports import FacePort, PhotoStorePort, RecordStorePort
+from shared.results import ConsentInForce, EnrollmentStatus, OverrideGranted, PhotoOutcome, UploadsCreated, UploadSlot
 from shared.services.audit import AuditLog
 from shared.services.consent import ConsentService
+from shared.services.groups import ActiveGroup, GroupDirectory, TrainingCoordinator
 from shared.services.records import update_record
 from shared.settings import Settings
 
@@ -53,133 +51,6 @@ GROUP_ROW = ("group", "active")
 PROCESSING_LEASE = timedelta(seconds=30)
 
 
-@dataclass(frozen=True)
-class ActiveGroup:
-    group_id: str
-    recognition_model: str
-
-
-class GroupDirectory:
-    """The active LargePersonGroup, created on first need and pinned with its model in the state table."""
-
-    def __init__(self, records: RecordStorePort, face: FacePort, settings: Settings, *, clock: Callable[[], datetime]) -> None:
-        self._records = records
-        self._face = face
-        self._settings = settings
-        self._clock = clock
-
-    def active(self, *, create: bool = True) -> ActiveGroup | None:
-        found = self._records.get(TABLE_STATE, *GROUP_ROW)
-        if found is None:
-            if not create:
-                return None
-            model = self._settings.recognition_model
-            group_id = f"faceenroll-{model.replace('_', '')}-{uuid.uuid4().hex[:12]}"
-            try:
-                # Intent first: the row names the group before it exists, so a crash leaves a
-                # row whose group is created on the next call (create is idempotent by 409).
-                self._records.insert(TABLE_STATE, {"PartitionKey": GROUP_ROW[0], "RowKey": GROUP_ROW[1],
-                                                   "groupId": group_id, "recognitionModel": model,
-                                                   "createdAt": iso(self._clock()), "created": False})
-            except RecordExists:
-                pass
-            found = self._records.get(TABLE_STATE, *GROUP_ROW)
-            assert found is not None
-        row, etag = found
-        if not row.get("created"):
-            try:
-                self._face.create_group(row["groupId"], name="face-enrollment", recognition_model=row["recognitionModel"])
-            except LargePersonGroupExists:
-                pass
-            row["created"] = True
-            try:
-                self._records.update(TABLE_STATE, row, etag=etag)
-            except RecordConflict:
-                pass
-        return ActiveGroup(str(row["groupId"]), str(row["recognitionModel"]))
-
-    def training_row(self) -> tuple[dict[str, Any], str] | None:
-        return self._records.get(TABLE_STATE, *GROUP_ROW)
-
-    def save(self, row: dict[str, Any], etag: str) -> str:
-        return self._records.update(TABLE_STATE, row, etag=etag)
-
-
-class TrainingCoordinator:
-    """Coalesces trainings: a burst of photos shares one training; status is followed without sleeping.
-
-    While a training runs, new faces only mark the group dirty; when the running training is seen
-    to finish (by the next enroll, a status poll or the timer), a dirty group is trained again.
-    """
-
-    def __init__(self, groups: GroupDirectory, face: FacePort, *, clock: Callable[[], datetime], coalesce_seconds: float) -> None:
-        self._groups = groups
-        self._face = face
-        self._clock = clock
-        self._coalesce = timedelta(seconds=coalesce_seconds)
-
-    def request(self) -> None:
-        self._step(mark_dirty=True)
-
-    def refresh(self) -> datetime | None:
-        """Follows a running training; returns the start time of the last successful training."""
-        return self._step(mark_dirty=False)
-
-    def _step(self, *, mark_dirty: bool) -> datetime | None:
-        for _ in range(5):
-            found = self._groups.training_row()
-            if found is None:
-                return None
-            row, etag = found
-            now = self._clock()
-            changed = False
-            if mark_dirty and not row.get("dirty"):
-                row["dirty"] = True
-                changed = True
-            if row.get("trainingStatus") == "running":
-                status = self._face.training_status(str(row["groupId"])).status
-                if status in ("succeeded", "failed"):
-                    row["trainingStatus"] = status
-                    if status == "succeeded":
-                        row["lastSucceededStartedAt"] = row.get("trainingStartedAt")
-                    else:
-                        row["dirty"] = True  # train again: the faces are still untrained
-                    changed = True
-            started = parse_iso(row.get("trainingStartedAt"))
-            may_start = started is None or now - started >= self._coalesce
-            if row.get("dirty") and row.get("trainingStatus") != "running" and may_start:
-                # Record the start before calling train: if the call fails the row says running,
-                # and the next refresh asks Face, which answers with the truth.
-                row.update({"trainingStatus": "running", "trainingStartedAt": iso(now), "dirty": False})
-                try:
-                    self._groups.save(row, etag)
-                except RecordConflict:
-                    continue
-                try:
-                    self._face.train(str(row["groupId"]))
-                except Exception:
-                    self._mark_dirty_after_failure()
-                    raise
-                return parse_iso(row.get("lastSucceededStartedAt"))
-            if changed:
-                try:
-                    self._groups.save(row, etag)
-                except RecordConflict:
-                    continue
-            return parse_iso(row.get("lastSucceededStartedAt"))
-        raise TransientFailure("training state kept changing")
-
-    def _mark_dirty_after_failure(self) -> None:
-        found = self._groups.training_row()
-        if found:
-            row, etag = found
-            row.update({"trainingStatus": "failed", "dirty": True})
-            try:
-                self._groups.save(row, etag)
-            except RecordConflict:
-                pass
-
-
 def blob_name_for(session_id: str, upload_id: str) -> str:
     # Random ids only: a blob name carries no personal data.
     return f"{session_id}/{upload_id}"
@@ -187,7 +58,8 @@ def blob_name_for(session_id: str, upload_id: str) -> str:
 
 class EnrollmentService:
     def __init__(self, *, records: RecordStorePort, photos: PhotoStorePort, face: FacePort, consent: ConsentService,
-                 audit: AuditLog, settings: Settings, clock: Callable[[], datetime]) -> None:
+                 audit: AuditLog, groups: GroupDirectory, training: TrainingCoordinator, settings: Settings,
+                 clock: Callable[[], datetime]) -> None:
         self._records = records
         self._photos = photos
         self._face = face
@@ -195,21 +67,15 @@ class EnrollmentService:
         self._audit = audit
         self._settings = settings
         self._clock = clock
-        self.groups = GroupDirectory(records, face, settings, clock=clock)
-        self.training = TrainingCoordinator(self.groups, face, clock=clock, coalesce_seconds=settings.training_coalesce_seconds)
+        self.groups = groups
+        self.training = training
         self._thresholds = settings.quality
 
     # --- uploads -------------------------------------------------------------------------------
-    def create_uploads(self, principal: Principal, count: Any) -> dict[str, Any]:
-        if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 5:
-            raise RequestRejected("count must be a whole number from 1 to 5.", status=400)
-        if self._consent.current(principal.user_key) is None:
-            raise RequestRejected("consent required: accept the current terms first (POST /api/consent).", status=403,
-                                  code="ConsentRequired")
-        user = self._user(principal.user_key)
-        if user is None:
-            raise RequestRejected("consent required: accept the current terms first (POST /api/consent).", status=403,
-                                  code="ConsentRequired")
+    def create_uploads(self, command: CreateUploads) -> UploadsCreated:
+        principal, count = command.principal, command.count
+        if self._consent.current(principal.user_key) is None or self._user(principal.user_key) is None:
+            raise ConsentRequired("consent required: accept the current terms first (POST /api/consent).")
         now = self._clock()
         expires = now + timedelta(minutes=self._settings.sas_ttl_minutes)
         session_id = uuid.uuid4().hex
@@ -228,19 +94,19 @@ class EnrollmentService:
                                                  "sessionId": session_id, "blobName": blob_name,
                                                  "status": dom.AWAITING, "createdAt": iso(now),
                                                  "expiresOn": iso(expires)})
-            uploads.append({"uploadId": upload_id, "url": self._photos.upload_url(blob_name, expires_on=expires),
-                            "expiresOn": iso(expires)})
+            uploads.append(UploadSlot(upload_id, self._photos.upload_url(blob_name, expires_on=expires), iso(expires)))
         self._audit.write("uploads.created", actor=principal.user_key, subject=principal.user_key,
                           sessionId=session_id, count=count)
-        return {"sessionId": session_id, "uploads": uploads}
+        return UploadsCreated(session_id, tuple(uploads))
 
     def _user(self, user_key: str) -> dict[str, Any] | None:
         found = self._records.get(TABLE_USERS, user_key, USER_ROW)
         return found[0] if found else None
 
     # --- the enroll pipeline -------------------------------------------------------------------
-    def process_upload(self, *, blob_name: str, content: bytes) -> str:
+    def process_upload(self, command: ProcessUpload) -> str:
         """Handles one BlobCreated. Returns the outcome (for logs and tests); raises only to be retried."""
+        blob_name, content = command.blob_name, command.content
         session_id, _, upload_id = blob_name.partition("/")
         index = self._records.get(TABLE_UPLOAD_INDEX, upload_id, "u") if upload_id else None
         if index is None or index[0].get("sessionId") != session_id:
@@ -431,7 +297,7 @@ class EnrollmentService:
             faceAddedAt=iso(self._clock()), reenrollRequired=False, lastError=None))
 
     # --- status ------------------------------------------------------------------------------
-    def status(self, user_key: str) -> dict[str, Any]:
+    def status(self, user_key: str) -> EnrollmentStatus:
         user = self._user(user_key)
         photos = sorted(self._records.partition(TABLE_UPLOADS, user_key), key=lambda p: str(p.get("createdAt")))
         consent = self._consent.current(user_key)
@@ -444,48 +310,38 @@ class EnrollmentService:
                 trained_through = None
         status = dom.overall_status(user, photos, has_consent=consent is not None, last_trained_through=trained_through,
                                     active_group_id=active.group_id if active else None)
-        body: dict[str, Any] = {
-            "status": status,
-            "photos": [{"uploadId": p["RowKey"], "status": p.get("status"), "reasons": list(p.get("reasons_json") or [])}
-                       for p in photos],
-            "storePhotos": bool(consent.store_photos) if consent else False,
-            "consent": {"termsVersion": consent.terms_version, "grantedAt": consent.granted_at} if consent else None,
-        }
+        receipt_id: str | None = None
+        message: str | None = None
         if user is None and status == dom.NONE:
             ledger = self._consent.ledger(user_key)
             latest = max(ledger, key=lambda e: str(e["RowKey"])) if ledger else None
             if latest is not None and latest.get("kind") == "revocation":
-                body["status"] = dom.REVOKED
-                body["receiptId"] = latest.get("receiptId")
+                status = dom.REVOKED
+                receipt_id = str(latest.get("receiptId"))
         if status == dom.FAILED and user and user.get("lastError"):
-            body["message"] = str(user["lastError"])
+            message = str(user["lastError"])
         if status == dom.REENROLL_REQUIRED:
-            body["message"] = ("The face recognition model was upgraded. Please enroll again: upload new photos "
-                               "(POST /api/enrollment/uploads).")
-        return body
-
-    def consent_current(self, user_key: str) -> Any:
-        return self._consent.current(user_key)
+            message = ("The face recognition model was upgraded. Please enroll again: upload new photos "
+                       "(POST /api/enrollment/uploads).")
+        return EnrollmentStatus(
+            status=status,
+            photos=tuple(PhotoOutcome(str(p["RowKey"]), str(p.get("status")), tuple(p.get("reasons_json") or ()))
+                         for p in photos),
+            store_photos=bool(consent.store_photos) if consent else False,
+            consent=ConsentInForce(consent.terms_version, consent.granted_at) if consent else None,
+            receipt_id=receipt_id, message=message)
 
     # --- admin override ------------------------------------------------------------------------
-    def grant_override(self, admin: Principal, user_key: str, body: dict[str, Any]) -> dict[str, Any]:
-        if not admin.is_admin:
-            raise RequestRejected("Only administrators can grant a quality override.", status=403, code="Forbidden")
-        reason = body.get("reason")
-        hours = body.get("expiresInHours")
-        if not isinstance(reason, str) or not reason.strip():
-            raise RequestRejected("reason is required: say why the quality checks may be skipped.", status=400)
-        if not isinstance(hours, (int, float)) or isinstance(hours, bool) or not 0 < hours <= 168:
-            raise RequestRejected("expiresInHours must be a number greater than 0 and at most 168.", status=400)
+    def grant_override(self, command: GrantOverride) -> OverrideGranted:
         now = self._clock()
-        expires = now + timedelta(hours=float(hours))
+        expires = now + timedelta(hours=command.expires_in_hours)
         override_id = uuid.uuid4().hex
-        self._records.upsert(TABLE_OVERRIDES, {"PartitionKey": user_key, "RowKey": "override", "overrideId": override_id,
-                                               "admin": admin.user_key, "reason": reason[:500], "grantedAt": iso(now),
-                                               "expiresAt": iso(expires)})
-        self._audit.write("quality.override.granted", actor=admin.user_key, subject=user_key, overrideId=override_id,
-                          reason=reason[:500], expiresAt=iso(expires))
-        return {"overrideId": override_id, "userKey": user_key, "expiresAt": iso(expires)}
+        self._records.upsert(TABLE_OVERRIDES, {"PartitionKey": command.user_key, "RowKey": "override",
+                                               "overrideId": override_id, "admin": command.admin.user_key,
+                                               "reason": command.reason, "grantedAt": iso(now), "expiresAt": iso(expires)})
+        self._audit.write("quality.override.granted", actor=command.admin.user_key, subject=command.user_key,
+                          overrideId=override_id, reason=command.reason, expiresAt=iso(expires))
+        return OverrideGranted(override_id, command.user_key, iso(expires))
 
     def _active_override(self, user_key: str) -> dict[str, Any] | None:
         found = self._records.get(TABLE_OVERRIDES, user_key, "override")

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared.commands import Revoke, RunPurge
 from shared.domain import erasure as plan
 from shared.domain.enrollment import (
     TABLE_CONSENT,
@@ -38,7 +39,10 @@ from shared.domain.enrollment import (
 )
 from shared.errors import LargePersonGroupNotFound, PersonNotFound, RecordConflict
 from shared.ports import FacePort, PhotoStorePort, RecordStorePort
+from shared.results import PurgeReport
 from shared.services.audit import AuditLog
+from shared.services.groups import TrainingCoordinator
+from shared.services.revocation import RevocationService
 from shared.settings import Settings
 
 log = logging.getLogger("shared.purge")
@@ -56,31 +60,23 @@ def retention_request_id(user_key: str, grant_row_key: str) -> str:
 
 
 class PurgeService:
-    def __init__(self, *, records: RecordStorePort, photos: PhotoStorePort, face: FacePort, revocation: Any,
-                 audit: AuditLog, enrollment: Any, settings: Settings, clock: Callable[[], datetime]) -> None:
+    def __init__(self, *, records: RecordStorePort, photos: PhotoStorePort, face: FacePort, revocation: RevocationService,
+                 audit: AuditLog, training: TrainingCoordinator, settings: Settings, clock: Callable[[], datetime]) -> None:
         self._records = records
         self._photos = photos
         self._face = face
         self._revocation = revocation
         self._audit = audit
-        self._enrollment = enrollment
+        self._training = training
         self._settings = settings
         self._clock = clock
 
-    def run(self, *, dry_run: bool, trigger: str) -> dict[str, Any]:
+    def run(self, command: RunPurge) -> PurgeReport:
+        dry_run, trigger = command.dry_run, command.trigger
         now = self._clock()
         started = time.perf_counter()
-        report: dict[str, Any] = {
-            "dryRun": dry_run, "trigger": trigger, "startedAt": iso(now),
-            "expiredConsents": 0, "staleUploads": 0, "staleSessions": 0, "orphanPersons": 0, "missingPersons": 0,
-            "orphanKeptPhotos": 0, "supersededGroups": 0, "staleIndexRows": 0,
-            "rowsRead": {"expiredConsents": 0, "staleUploads": 0, "supersededGroups": 0},
-            "orphanScan": {"groups": 0, "facePages": 0, "facePersonsListed": 0, "personChecks": 0,
-                           "keptBlobsListed": 0, "userRowsRead": 0},
-            "stepMs": {},
-            "errors": [],
-        }
-        steps: list[tuple[str, Callable[[dict[str, Any], bool, datetime], None]]] = [
+        report = PurgeReport(dry_run=dry_run, trigger=trigger, started_at=iso(now))
+        steps: list[tuple[str, Callable[[PurgeReport, bool, datetime], None]]] = [
             ("expiredConsents", self._expired_consents), ("staleUploads", self._stale_uploads),
             ("orphans", self._orphans), ("supersededGroups", self._superseded_groups)]
         for name, step in steps:
@@ -89,59 +85,60 @@ class PurgeService:
                 step(report, dry_run, now)
             except Exception as exc:  # one failing step must not stop the others; the next run retries
                 self._error(report, name, exc)
-            report["stepMs"][name] = round((time.perf_counter() - began) * 1000)
+            report.step_ms[name] = round((time.perf_counter() - began) * 1000)
         # Follow a running training, so a coalesced training completes without a user polling.
         if not dry_run:
             try:
-                self._enrollment.training.refresh()
+                self._training.refresh()
             except Exception:
                 log.warning("training refresh failed during purge", exc_info=False)
-        report["durationMs"] = round((time.perf_counter() - started) * 1000)
-        self._audit.write("purge.report", actor=f"purge:{trigger}", **report)
-        log.info("purge finished: %s", {k: v for k, v in report.items() if k != "errors"})
+        report.duration_ms = round((time.perf_counter() - started) * 1000)
+        body: dict[str, Any] = report.as_json()
+        self._audit.write("purge.report", actor=f"purge:{trigger}", **body)
+        log.info("purge finished: %s", {k: v for k, v in body.items() if k != "errors"})
         return report
 
     @staticmethod
-    def _error(report: dict[str, Any], step: str, exc: BaseException) -> None:
+    def _error(report: PurgeReport, step: str, exc: BaseException) -> None:
         # The class only: messages of storage or Face errors may name records.
         log.warning("purge step %s: %s", step, exc.__class__.__name__)
-        if len(report["errors"]) < MAX_ERRORS_REPORTED:
-            report["errors"].append({"step": step, "error": exc.__class__.__name__})
+        if len(report.errors) < MAX_ERRORS_REPORTED:
+            report.errors.append({"step": step, "error": exc.__class__.__name__})
 
     # --- 1. consents not renewed within the retention --------------------------------------------
-    def _expired_consents(self, report: dict[str, Any], dry_run: bool, now: datetime) -> None:
+    def _expired_consents(self, report: PurgeReport, dry_run: bool, now: datetime) -> None:
         retention = timedelta(days=self._settings.consent_retention_days)
         cutoff = now - retention
         rows = list(self._records.range(plan.TABLE_CONSENT_BY_DAY, pk_to=plan.days_through(cutoff)))
-        report["rowsRead"]["expiredConsents"] += len(rows)
+        report.rows_read["expiredConsents"] += len(rows)
         for row in rows:
             day, user_key = str(row["PartitionKey"]), str(row["RowKey"])
             try:
                 ledger = self._records.partition(TABLE_CONSENT, user_key)
-                report["rowsRead"]["expiredConsents"] += len(ledger)
+                report.rows_read["expiredConsents"] += len(ledger)
                 verdict = plan.consent_verdict(day, ledger, now=now, retention=retention)
                 if verdict == plan.NOT_DUE:
                     continue
                 if verdict == plan.STALE:
-                    report["staleIndexRows"] += 1
+                    report.stale_index_rows += 1
                 else:
-                    report["expiredConsents"] += 1
+                    report.expired_consents += 1
                     grant = plan.latest_grant(ledger)
                     assert grant is not None
                     if not dry_run:
-                        self._revocation.erase(user_key, request_id=retention_request_id(user_key, str(grant["RowKey"])),
-                                               reason="consent retention expired", requested_by="purge")
+                        self._revocation.erase(Revoke(user_key, retention_request_id(user_key, str(grant["RowKey"])),
+                                                      reason="consent retention expired", requested_by="purge"))
                 if not dry_run:
                     self._records.delete(plan.TABLE_CONSENT_BY_DAY, day, user_key)
             except Exception as exc:
                 self._error(report, "expiredConsents", exc)
 
     # --- 2. uploads and sessions never completed -------------------------------------------------
-    def _stale_uploads(self, report: dict[str, Any], dry_run: bool, now: datetime) -> None:
+    def _stale_uploads(self, report: PurgeReport, dry_run: bool, now: datetime) -> None:
         max_age = timedelta(minutes=self._settings.upload_max_age_minutes)
         cutoff = now - max_age
         rows = list(self._records.range(plan.TABLE_UPLOADS_BY_MINUTE, pk_to=plan.minutes_through(cutoff)))
-        report["rowsRead"]["staleUploads"] += len(rows)
+        report.rows_read["staleUploads"] += len(rows)
         sessions: set[str] = set()
         for row in rows:
             bucket, upload_id, user_key = str(row["PartitionKey"]), str(row["RowKey"]), str(row.get("userKey") or "")
@@ -150,11 +147,11 @@ class PurgeService:
                                             now=now, max_age=max_age):
                     continue  # the cutoff minute's bucket: not old enough yet
                 found = self._records.get(TABLE_UPLOADS, user_key, upload_id)
-                report["rowsRead"]["staleUploads"] += 1
+                report.rows_read["staleUploads"] += 1
                 upload = found[0] if found else None
                 if plan.upload_is_stale(upload, now=now, max_age=max_age):
                     assert upload is not None
-                    report["staleUploads"] += 1
+                    report.stale_uploads += 1
                     sessions.add(str(upload.get("sessionId") or ""))
                     if not dry_run:
                         # The blob first, the index row that found it last: a crash resumes next run.
@@ -162,12 +159,12 @@ class PurgeService:
                         self._records.delete(TABLE_UPLOAD_INDEX, upload_id, "u")
                         self._records.delete(TABLE_UPLOADS, user_key, upload_id)
                 else:
-                    report["staleIndexRows"] += 1
+                    report.stale_index_rows += 1
                 if not dry_run:
                     self._records.delete(plan.TABLE_UPLOADS_BY_MINUTE, bucket, upload_id)
             except Exception as exc:
                 self._error(report, "staleUploads", exc)
-        report["staleSessions"] += len(sessions)
+        report.stale_sessions += len(sessions)
 
     # --- 3. orphans, both directions -------------------------------------------------------------
     def _groups(self) -> list[str]:
@@ -180,8 +177,8 @@ class PurgeService:
             groups.append(str(reenroll[0]["newGroupId"]))
         return groups
 
-    def _orphans(self, report: dict[str, Any], dry_run: bool, now: datetime) -> None:
-        scan = report["orphanScan"]
+    def _orphans(self, report: PurgeReport, dry_run: bool, now: datetime) -> None:
+        scan = report.orphan_scan
         # Listings first, records second: a person or kept photo is always recorded (its attempt id,
         # its user's keptToken) before it is created, so what the listing saw the records know.
         listed: dict[str, dict[str, str | None]] = {}
@@ -211,7 +208,7 @@ class PurgeService:
             for person_id, user_data in persons.items():
                 if not plan.is_orphan_person(person_id, user_data, persons=known, in_flight=in_flight):
                     continue
-                report["orphanPersons"] += 1
+                report.orphan_persons += 1
                 if not dry_run:
                     try:
                         self._face.delete_person(group_id, person_id)
@@ -233,7 +230,7 @@ class PurgeService:
             except Exception as exc:
                 self._error(report, "orphans", exc)
                 continue
-            report["missingPersons"] += 1
+            report.missing_persons += 1
             if not dry_run:
                 self._mark_failed(str(user["PartitionKey"]), str(recorded))
         # Kept photos without storePhotos consent (or whose user is gone).
@@ -242,7 +239,7 @@ class PurgeService:
             owner = by_token.get(plan.kept_token(name))
             if owner is not None and owner.get("storePhotos") and owner.get("state", "active") == "active":
                 continue
-            report["orphanKeptPhotos"] += 1
+            report.orphan_kept_photos += 1
             if not dry_run:
                 try:
                     self._photos.delete_kept(name)
@@ -264,10 +261,10 @@ class PurgeService:
             return
 
     # --- 4. groups superseded by a re-enrollment ----------------------------------------------
-    def _superseded_groups(self, report: dict[str, Any], dry_run: bool, now: datetime) -> None:
+    def _superseded_groups(self, report: PurgeReport, dry_run: bool, now: datetime) -> None:
         grace = timedelta(days=self._settings.group_grace_days)
         rows = list(self._records.range(TABLE_STATE, pk=plan.SUPERSEDED_GROUP_PK))
-        report["rowsRead"]["supersededGroups"] += len(rows)
+        report.rows_read["supersededGroups"] += len(rows)
         in_use = set(self._groups()) if rows else set()
         for row in rows:
             group_id = str(row["RowKey"])
@@ -276,7 +273,7 @@ class PurgeService:
             if group_id in in_use:
                 log.warning("a superseded-group row names a group in use; not deleted")
                 continue
-            report["supersededGroups"] += 1
+            report.superseded_groups += 1
             if dry_run:
                 continue
             try:

@@ -22,28 +22,38 @@ A group is pinned to its recognition model, so a new model means a new group. Th
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared.commands import (
+    ReenrollCheck,
+    ReenrollControl,
+    ReenrollFanout,
+    ReenrollWork,
+    ResumeReenrollment,
+    StartReenrollment,
+)
 from shared.domain import enrollment as dom
 from shared.domain.enrollment import TABLE_STATE, TABLE_USERS, USER_ROW, iso, parse_iso
-from shared.domain.principal import Principal
+from shared.envelopes import control_message, work_message
 from shared.errors import (
+    Conflict,
     FaceInvalidImage,
     LargePersonGroupExists,
-    MessageRejected,
+    NotFound,
     PersonNotFound,
     RecordConflict,
     RecordExists,
-    RequestRejected,
     TransientFailure,
 )
-from shared.ports import FacePort, MessagePublisherPort, OutgoingMessage, PhotoStorePort, RecordStorePort
+from shared.ports import FacePort, MessagePublisherPort, PhotoStorePort, RecordStorePort
+from shared.results import ReenrollProgress
 from shared.services.audit import AuditLog
+from shared.services.consent import ConsentService
+from shared.services.groups import GroupDirectory
 from shared.services.records import update_record
 from shared.settings import Settings
 
@@ -73,33 +83,36 @@ def _photo_tag(name: str) -> str:
 
 class ReenrollmentService:
     def __init__(self, *, records: RecordStorePort, photos: PhotoStorePort, face: FacePort, audit: AuditLog,
-                 publisher: MessagePublisherPort, enrollment: Any, settings: Settings, clock: Callable[[], datetime]) -> None:
+                 publisher: MessagePublisherPort, consent: ConsentService, groups: GroupDirectory, settings: Settings,
+                 clock: Callable[[], datetime]) -> None:
         self._records = records
         self._photos = photos
         self._face = face
         self._audit = audit
         self._publisher = publisher
-        self._enrollment = enrollment
+        self._consent = consent
+        self._groups = groups
         self._settings = settings
         self._clock = clock
 
     # --- messages -------------------------------------------------------------------------------
-    def _control(self, doc: dict[str, Any], *, message_id: str, at: datetime | None = None) -> None:
-        self._publisher.send(self._settings.model_updates_queue, [OutgoingMessage(
-            body=json.dumps(doc).encode(), message_id=message_id, scheduled_enqueue_time=at,
-            application_properties={"kind": f"reenroll.{doc['action']}"})])
+    def _control(self, command: ReenrollControl, *, message_id: str, at: datetime | None = None) -> None:
+        self._publisher.send(self._settings.model_updates_queue, [control_message(command, message_id=message_id, at=at)])
+
+    def _send_work(self, run_id: str, user_key: str, *, message_id: str, at: datetime | None = None) -> None:
+        self._publisher.send(self._settings.reenroll_work_queue,
+                             [work_message(ReenrollWork(run_id, user_key), message_id=message_id, at=at)])
 
     def _check_later(self, run_id: str, seq: int, delay: float) -> None:
         at = self._clock() + timedelta(seconds=delay)
-        self._control({"action": "check", "runId": run_id, "seq": seq}, message_id=f"{run_id}:check:{seq}", at=at)
+        self._control(ReenrollCheck(run_id, seq), message_id=f"{run_id}:check:{seq}", at=at)
 
     # --- start ----------------------------------------------------------------------------------
-    def start(self, *, recognition_model: str, requested_by: str) -> dict[str, Any]:
-        if not isinstance(recognition_model, str) or not recognition_model.startswith("recognition_"):
-            raise RequestRejected("recognitionModel must name a recognition model, e.g. recognition_05.", status=400)
-        group = self._enrollment.groups.active(create=False)
+    def start(self, command: StartReenrollment) -> ReenrollProgress:
+        recognition_model, requested_by = command.recognition_model, command.requested_by
+        group = self._groups.active(create=False)
         if group is not None and group.recognition_model == recognition_model:
-            raise RequestRejected(f"The active group already uses {recognition_model}.", status=409, code="AlreadyOnModel")
+            raise Conflict(f"The active group already uses {recognition_model}.", code="AlreadyOnModel")
         now = self._clock()
         run_id = uuid.uuid4().hex[:16]
         new_group = f"faceenroll-{recognition_model.replace('_', '')}-{uuid.uuid4().hex[:12]}"
@@ -112,62 +125,47 @@ class ReenrollmentService:
             if row.get("active"):
                 running = self._records.get(TABLE_RUNS, str(row["runId"]), "run")
                 if running is None or running[0].get("status") in ACTIVE_STATES:
-                    raise RequestRejected(f"A re-enrollment is already running: {row['runId']}.", status=409,
-                                          code="RunInProgress", runId=str(row["runId"]))
+                    raise Conflict(f"A re-enrollment is already running: {row['runId']}.", code="RunInProgress",
+                                   runId=str(row["runId"]))
             try:
                 self._records.update(TABLE_STATE, current, etag=etag)
             except RecordConflict as exc:
-                raise RequestRejected("Another re-enrollment was just started.", status=409, code="RunInProgress") from exc
+                raise Conflict("Another re-enrollment was just started.", code="RunInProgress") from exc
         else:
             try:
                 self._records.insert(TABLE_STATE, current)
             except RecordExists as exc:
-                raise RequestRejected("Another re-enrollment was just started.", status=409, code="RunInProgress") from exc
+                raise Conflict("Another re-enrollment was just started.", code="RunInProgress") from exc
         run = {"PartitionKey": run_id, "RowKey": "run", "runId": run_id, "status": "fanningOut",
                "targetModel": recognition_model, "newGroupId": new_group,
                "oldGroupId": group.group_id if group else None, "startedAt": iso(now), "requestedBy": requested_by[:200],
                "total": 0, "done": 0, "failed": 0, "skipped": 0, "fanoutDone": False, "groupCreated": False}
         self._records.insert(TABLE_RUNS, run)
-        self._control({"action": "fanout", "runId": run_id, "after": "", "slotAt": iso(now)},
-                      message_id=f"{run_id}:fanout:")
+        self._control(ReenrollFanout(run_id, "", now), message_id=f"{run_id}:fanout:")
         self._audit.write("reenroll.started", actor=requested_by[:200], runId=run_id, targetModel=recognition_model)
         log.info("re-enrollment %s started to %s", run_id, recognition_model)
         return self.progress(run_id)
 
-    def handle_control(self, body: bytes, *, message_id: str) -> None:
-        try:
-            doc = json.loads(body)
-            action = doc.get("action", "start") if isinstance(doc, dict) else None
-        except ValueError as exc:
-            raise MessageRejected("model-updates message is not JSON") from exc
-        if action == "start" or (isinstance(doc, dict) and "recognitionModel" in doc and "action" not in doc):
-            try:
-                self.start(recognition_model=str(doc.get("recognitionModel")), requested_by="model-updates")
-            except RequestRejected as exc:
-                if exc.status == 400:
-                    raise MessageRejected(exc.reason) from exc
-                # A run already going (or nothing to do): completing the message is the right outcome.
-                self._audit.write("reenroll.start.ignored", actor="model-updates", reason=exc.reason)
-            return
-        run_id = str(doc.get("runId") or "")
-        if action == "fanout":
-            self._fanout(run_id, after=str(doc.get("after") or ""), slot_at=parse_iso(doc.get("slotAt")) or self._clock())
-        elif action == "check":
-            self._check(run_id, seq=int(doc.get("seq") or 0))
+    def control(self, command: ReenrollControl) -> None:
+        """A model-updates message: start a run, fan out the next batch, or check progress."""
+        if isinstance(command, StartReenrollment):
+            self.start(command)
+        elif isinstance(command, ReenrollFanout):
+            self._fanout(command.run_id, after=command.after, slot_at=command.slot_at or self._clock())
         else:
-            raise MessageRejected(f"unknown model-updates action {action!r}")
+            self._check(command.run_id, seq=command.seq)
 
     # --- fan-out --------------------------------------------------------------------------------
     def _run(self, run_id: str) -> tuple[dict[str, Any], str]:
         found = self._records.get(TABLE_RUNS, run_id, "run")
         if found is None:
-            raise MessageRejected(f"unknown re-enrollment run {run_id!r}")
+            raise NotFound(f"unknown re-enrollment run {run_id[:40]!r}")
         return found
 
     def _save_run(self, run_id: str, **changes: Any) -> dict[str, Any]:
         run = update_record(self._records, TABLE_RUNS, run_id, "run", lambda r: r.update(changes), attempts=10)
         if run is None:
-            raise MessageRejected(f"unknown re-enrollment run {run_id!r}")
+            raise NotFound(f"unknown re-enrollment run {run_id[:40]!r}")
         return run
 
     def _fanout(self, run_id: str, *, after: str, slot_at: datetime) -> None:
@@ -202,37 +200,28 @@ class ReenrollmentService:
                                                    "photos": len(kept), "scheduledAt": iso(slot_at)})
             except RecordExists:
                 pass  # a redelivered batch: the message id below makes the send a duplicate too
-            self._publisher.send(self._settings.reenroll_work_queue, [OutgoingMessage(
-                body=json.dumps({"runId": run_id, "userKey": user_key}).encode(), message_id=f"{run_id}:{user_key}",
-                scheduled_enqueue_time=slot_at if slot_at > self._clock() else None,
-                application_properties={"kind": "reenroll.work"})])
+            self._send_work(run_id, user_key, message_id=f"{run_id}:{user_key}",
+                            at=slot_at if slot_at > self._clock() else None)
             slot_at += timedelta(seconds=per_call * (1 + len(kept)))
         if len(batch) >= FANOUT_BATCH:
             last = str(batch[-1]["PartitionKey"])
-            self._control({"action": "fanout", "runId": run_id, "after": last, "slotAt": iso(slot_at)},
-                          message_id=f"{run_id}:fanout:{last}", at=max(self._clock(), slot_at - FANOUT_LEAD))
+            self._control(ReenrollFanout(run_id, last, slot_at), message_id=f"{run_id}:fanout:{last}",
+                          at=max(self._clock(), slot_at - FANOUT_LEAD))
             return
         total = sum(1 for _ in self._records.range(TABLE_ITEMS, pk=run_id, select=["RowKey"]))
         self._save_run(run_id, fanoutDone=True, total=total, status="working", workEndsAt=iso(slot_at))
         self._check_later(run_id, 1, max(1.0, (slot_at - self._clock()).total_seconds() + 1.0))
 
     # --- one user -------------------------------------------------------------------------------
-    def handle_work(self, body: bytes, *, message_id: str) -> str:
-        try:
-            doc = json.loads(body)
-            run_id, user_key = str(doc["runId"]), str(doc["userKey"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise MessageRejected("malformed re-enrollment work item") from exc
+    def work(self, command: ReenrollWork) -> str:
+        run_id, user_key = command.run_id, command.user_key
         run, _ = self._run(run_id)
         token = uuid.uuid4().hex
         claim = self._claim_item(run_id, user_key, token)
         if claim == "final":
             return "duplicate"
         if isinstance(claim, datetime):
-            self._publisher.send(self._settings.reenroll_work_queue, [OutgoingMessage(
-                body=json.dumps({"runId": run_id, "userKey": user_key}).encode(),
-                message_id=f"{run_id}:{user_key}:deferred:{token}", scheduled_enqueue_time=claim,
-                application_properties={"kind": "reenroll.work"})])
+            self._send_work(run_id, user_key, message_id=f"{run_id}:{user_key}:deferred:{token}", at=claim)
             return "deferred"
         try:
             return self._work(run, run_id, user_key, token)
@@ -262,7 +251,7 @@ class ReenrollmentService:
         if run.get("status") not in ("fanningOut", "working"):
             return self._finish_item(run_id, user_key, "skipped", reason=f"run is {run.get('status')}")
         user = self._user(user_key)
-        if user is None or not user.get("storePhotos") or self._enrollment.consent_current(user_key) is None:
+        if user is None or not user.get("storePhotos") or self._consent.current(user_key) is None:
             return self._finish_item(run_id, user_key, "skipped", reason="no current consent to keep photos")
         group_id = str(run["newGroupId"])
         person_id = self._ensure_new_person(user_key, group_id)
@@ -270,7 +259,7 @@ class ReenrollmentService:
             return self._finish_item(run_id, user_key, "skipped", reason="revoked during the run")
         added, failed = self._add_kept_faces(run_id, user_key, user, group_id, person_id, token)
         # Revocation wins, also against a race with this very item: look again before reporting done.
-        if self._enrollment.consent_current(user_key) is None or self._user(user_key) is None:
+        if self._consent.current(user_key) is None or self._user(user_key) is None:
             try:
                 self._face.delete_person(group_id, person_id)
             except PersonNotFound:
@@ -436,7 +425,7 @@ class ReenrollmentService:
     def _switch(self, run_id: str, run: dict[str, Any]) -> None:
         now = self._clock()
         for _ in range(10):
-            found = self._enrollment.groups.training_row()
+            found = self._groups.training_row()
             if found is None:
                 break
             row, etag = found
@@ -449,7 +438,7 @@ class ReenrollmentService:
                        "lastSucceededStartedAt": run.get("trainingStartedAt"), "dirty": False}
             try:
                 # The switch: one conditional write of the active-group row (ETag).
-                self._enrollment.groups.save(new_row, etag)
+                self._groups.save(new_row, etag)
             except RecordConflict:
                 continue
             self._records.upsert(TABLE_STATE, {"PartitionKey": "supersededgroup", "RowKey": str(old_group),
@@ -472,43 +461,32 @@ class ReenrollmentService:
                 pass
 
     # --- operators ------------------------------------------------------------------------------
-    def progress(self, run_id: str) -> dict[str, Any]:
-        found = self._records.get(TABLE_RUNS, run_id, "run")
-        if found is None:
-            raise RequestRejected("No re-enrollment run with this id.", status=404, code="NotFound")
-        run = found[0]
+    def progress(self, run_id: str) -> ReenrollProgress:
+        run, _ = self._run(run_id)
         counts = self._counts(run_id) if run.get("status") in ACTIVE_STATES else None
         done = counts["done"] if counts else int(run.get("done") or 0)
         failed = counts["failed"] if counts else int(run.get("failed") or 0)
         skipped = counts["skipped"] if counts else int(run.get("skipped") or 0)
         total = int(run.get("total") or 0) or (sum(counts.values()) if counts else 0)
-        return {"runId": run_id, "status": run.get("status"), "recognitionModel": run.get("targetModel"),
-                "total": total, "done": done, "failed": failed, "skipped": skipped,
-                "startedAt": run.get("startedAt"), "switchedAt": run.get("switchedAt"), "message": run.get("message")}
+        return ReenrollProgress(run_id=run_id, status=run.get("status"), recognition_model=run.get("targetModel"),
+                                total=total, done=done, failed=failed, skipped=skipped, started_at=run.get("startedAt"),
+                                switched_at=run.get("switchedAt"), message=run.get("message"))
 
-    def resume(self, actor: Principal, run_id: str) -> dict[str, Any]:
+    def resume(self, command: ResumeReenrollment) -> ReenrollProgress:
         """Re-emits the run's next control message (a stopped host, a lost message)."""
-        run, _ = self._run_or_404(run_id)
+        run_id = command.run_id
+        run, _ = self._run(run_id)
         if run.get("status") not in ACTIVE_STATES:
-            raise RequestRejected(f"Run {run_id} is {run.get('status')}; nothing to resume.", status=409, code="NotRunning")
+            raise Conflict(f"Run {run_id} is {run.get('status')}; nothing to resume.", code="NotRunning")
         nonce = uuid.uuid4().hex[:8]
         if run.get("status") == "fanningOut":
             # Fan-out restarts from the beginning: items and work messages already sent are deduplicated.
-            self._control({"action": "fanout", "runId": run_id, "after": "", "slotAt": iso(self._clock())},
-                          message_id=f"{run_id}:fanout:resume:{nonce}")
+            self._control(ReenrollFanout(run_id, "", self._clock()), message_id=f"{run_id}:fanout:resume:{nonce}")
         else:
-            self._control({"action": "check", "runId": run_id, "seq": 1000}, message_id=f"{run_id}:check:resume:{nonce}")
+            self._control(ReenrollCheck(run_id, 1000), message_id=f"{run_id}:check:resume:{nonce}")
         # Work items still queued may have lost their messages (e.g. dead-lettered): send them again.
         for item in self._records.range(TABLE_ITEMS, pk=run_id, select=["RowKey", "status"]):
             if item.get("status") == "queued":
-                self._publisher.send(self._settings.reenroll_work_queue, [OutgoingMessage(
-                    body=json.dumps({"runId": run_id, "userKey": item["RowKey"]}).encode(),
-                    message_id=f"{run_id}:{item['RowKey']}:resume:{nonce}")])
-        self._audit.write("reenroll.resumed", actor=actor.user_key, runId=run_id)
+                self._send_work(run_id, str(item["RowKey"]), message_id=f"{run_id}:{item['RowKey']}:resume:{nonce}")
+        self._audit.write("reenroll.resumed", actor=command.actor.user_key, runId=run_id)
         return self.progress(run_id)
-
-    def _run_or_404(self, run_id: str) -> tuple[dict[str, Any], str]:
-        found = self._records.get(TABLE_RUNS, run_id, "run")
-        if found is None:
-            raise RequestRejected("No re-enrollment run with this id.", status=404, code="NotFound")
-        return found

@@ -8,15 +8,13 @@ same complete erasure and the same receipt.
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timezone
-from functools import lru_cache
-from pathlib import Path
+from datetime import datetime
 from typing import Any
 
+from shared.commands import HrTermination, ReadReceipt, RequestRevocation, Revoke
 from shared.domain.enrollment import (
     TABLE_CONSENT,
     TABLE_HR_INDEX,
@@ -31,29 +29,17 @@ from shared.domain.enrollment import (
     parse_iso,
 )
 from shared.domain.erasure import TABLE_CONSENT_BY_DAY, TABLE_UPLOADS_BY_MINUTE, day_key, latest_grant, minute_key
-from shared.domain.principal import Principal
-from shared.errors import LargePersonGroupNotFound, MessageRejected, PersonNotFound, RecordExists, RequestRejected
-from shared.ports import FacePort, MessagePublisherPort, OutgoingMessage, PhotoStorePort, RecordStorePort
+from shared.envelopes import revoke_message
+from shared.errors import Forbidden, LargePersonGroupNotFound, NotFound, PersonNotFound, RecordExists
+from shared.ports import FacePort, MessagePublisherPort, PhotoStorePort, RecordStorePort
+from shared.results import ErasedItems, ReceiptView, RevocationRequested
 from shared.services.audit import AuditLog
 from shared.services.consent import ConsentService
 from shared.settings import Settings
 
 log = logging.getLogger("shared.revocation")
 
-HR_SCHEMA = Path(__file__).resolve().parents[2] / "docs" / "hr-events.schema.json"
 RECEIPT_NAMESPACE = uuid.UUID("6f1c3e1a-8d52-4b0e-9a55-1d7f0c2b9e41")
-
-
-@lru_cache(maxsize=1)
-def _hr_validator() -> Any:
-    from jsonschema import Draft202012Validator
-
-    return Draft202012Validator(json.loads(HR_SCHEMA.read_text()))
-
-
-def parse_effective(text: str) -> datetime:
-    value = datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T"))
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 class RevocationService:
@@ -69,83 +55,47 @@ class RevocationService:
         self._clock = clock
 
     # --- requests ------------------------------------------------------------------------------
-    def request(self, actor: Principal, user_key: str, *, reason: str) -> dict[str, Any]:
+    def request(self, command: RequestRevocation) -> RevocationRequested:
+        actor, user_key = command.actor, command.user_key
         if actor.user_key != user_key and not actor.is_admin:
-            raise RequestRejected("Only administrators can revoke another user's enrollment.", status=403, code="Forbidden")
+            raise Forbidden("Only administrators can revoke another user's enrollment.")
         ledger = self._consent.ledger(user_key)
         grants = sorted(str(e["RowKey"]) for e in ledger if e.get("kind") == "consent")
         if not grants:
-            raise RequestRejected("There is no consent to revoke for this user.", status=404, code="NotFound")
+            raise NotFound("There is no consent to revoke for this user.")
         # Deterministic: the same user and the same consent give the same request id, so Service
         # Bus duplicate detection drops repeats and a replay returns the same receipt.
         request_id = uuid.uuid5(RECEIPT_NAMESPACE, f"{user_key}|{grants[-1]}").hex
-        self._send(user_key, request_id, requested_by=actor.user_key, reason=reason)
-        self._audit.write("revocation.requested", actor=actor.user_key, subject=user_key, requestId=request_id, reason=reason)
-        return {"requestId": request_id}
+        self._publisher.send(self._settings.revocations_queue, [revoke_message(
+            Revoke(user_key, request_id, reason=command.reason, requested_by=actor.user_key))])
+        self._audit.write("revocation.requested", actor=actor.user_key, subject=user_key, requestId=request_id,
+                          reason=command.reason)
+        return RevocationRequested(request_id)
 
-    def _send(self, user_key: str, request_id: str, *, requested_by: str, reason: str,
-              not_before: datetime | None = None) -> None:
-        body = json.dumps({"userKey": user_key, "requestId": request_id, "requestedBy": requested_by,
-                           "reason": reason}).encode()
-        self._publisher.send(self._settings.revocations_queue, [OutgoingMessage(
-            body=body, message_id=request_id, scheduled_enqueue_time=not_before,
-            application_properties={"kind": "revocation"})])
-
-    # --- the revoke function -------------------------------------------------------------------
-    def handle_command(self, body: bytes, *, message_id: str, delivery_count: int = 1) -> dict[str, Any]:
-        try:
-            doc = json.loads(body)
-            user_key, request_id = str(doc["userKey"]), str(doc["requestId"])
-        except (ValueError, KeyError, TypeError) as exc:
-            if delivery_count <= 1:  # redelivered until dead-lettered: one audit entry, not one per delivery
-                self._audit.write("message.rejected", actor="system", queue=self._settings.revocations_queue,
-                                  messageId=message_id[:128], reason="malformed revocation command")
-            raise MessageRejected("malformed revocation command", description=str(exc)[:200]) from exc
-        return self.erase(user_key, request_id=request_id, reason=str(doc.get("reason") or "revoked"),
-                          requested_by=str(doc.get("requestedBy") or "system"))
-
-    def handle_hr_event(self, body: bytes, *, message_id: str, delivery_count: int = 1) -> str:
-        try:
-            event = json.loads(body)
-        except ValueError as exc:
-            self._reject_hr(message_id, delivery_count, "HR event is not JSON")
-            raise MessageRejected("HR event is not JSON", description=str(exc)[:200]) from exc
-        errors = sorted(_hr_validator().iter_errors(event), key=lambda e: list(e.path))
-        if errors:
-            where = "/".join(str(p) for p in errors[0].path) or "(root)"
-            reason = f"HR event does not match docs/hr-events.schema.json at {where}: {errors[0].message[:200]}"
-            self._reject_hr(message_id, delivery_count, reason)
-            raise MessageRejected(reason)
-        if event["type"] not in self._settings.termination_event_types:
-            return "ignored"
-        employee_id = str(event["data"]["employeeId"])
-        try:
-            effective = parse_effective(str(event["data"]["effectiveDate"]))
-        except ValueError as exc:
-            self._reject_hr(message_id, delivery_count, "effectiveDate is not a date")
-            raise MessageRejected("effectiveDate is not a date") from exc
-        found = self._records.get(TABLE_HR_INDEX, employee_id, "u")
+    # --- HR terminations -------------------------------------------------------------------------
+    def hr_event(self, command: HrTermination | None) -> str:
+        if command is None:
+            return "ignored"  # not a termination
+        found = self._records.get(TABLE_HR_INDEX, command.employee_id, "u")
         if found is None:
-            self._audit.write("hr.termination.unknown", actor="hr", eventId=str(event["id"])[:256])
+            self._audit.write("hr.termination.unknown", actor="hr", eventId=command.event_id[:256])
             return "unknown"
         user_key = str(found[0]["userKey"])
-        request_id = uuid.uuid5(RECEIPT_NAMESPACE, f"hr|{event['source']}|{event['id']}").hex
-        if effective > self._clock():
+        revoke = Revoke(user_key, uuid.uuid5(RECEIPT_NAMESPACE, f"hr|{command.source}|{command.event_id}").hex,
+                        reason="employment ended", requested_by="hr")
+        if command.effective > self._clock():
             # Erasure on the effective date: a scheduled message on the revocations queue.
-            self._send(user_key, request_id, requested_by="hr", reason="employment ended", not_before=effective)
-            self._audit.write("hr.termination.scheduled", actor="hr", subject=user_key, requestId=request_id,
-                              effectiveDate=iso(effective))
+            self._publisher.send(self._settings.revocations_queue, [revoke_message(revoke, not_before=command.effective)])
+            self._audit.write("hr.termination.scheduled", actor="hr", subject=user_key, requestId=revoke.request_id,
+                              effectiveDate=iso(command.effective))
             return "scheduled"
-        self.erase(user_key, request_id=request_id, reason="employment ended", requested_by="hr")
+        self.erase(revoke)
         return "erased"
 
-    def _reject_hr(self, message_id: str, delivery_count: int, reason: str) -> None:
-        if delivery_count > 1:
-            return  # redelivered until dead-lettered: the first delivery recorded the reason
-        self._audit.write("message.rejected", actor="system", topic=self._settings.hr_events_topic,
-                          messageId=message_id[:128], reason=reason)
-
-    def erase(self, user_key: str, *, request_id: str, reason: str, requested_by: str) -> dict[str, Any]:
+    # --- the erasure ----------------------------------------------------------------------------
+    def erase(self, command: Revoke) -> ReceiptView:
+        user_key, request_id, reason, requested_by = (command.user_key, command.request_id, command.reason,
+                                                      command.requested_by)
         now = self._clock()
         receipt_id = uuid.uuid5(RECEIPT_NAMESPACE, f"receipt|{request_id}").hex
         existing = self._records.get(TABLE_RECEIPTS, receipt_id, "receipt")
@@ -249,23 +199,18 @@ class RevocationService:
         return {"facePersons": persons, "keptPhotos": kept, "uploads": present, "uploadRecords": len(uploads),
                 "enrollmentRecords": 1 if user else 0}
 
-    def receipt(self, actor: Principal, receipt_id: str) -> dict[str, Any]:
-        if not actor.is_admin:
-            raise RequestRejected("Only administrators can read deletion receipts.", status=403, code="Forbidden")
-        found = self._records.get(TABLE_RECEIPTS, receipt_id, "receipt")
+    def receipt(self, command: ReadReceipt) -> ReceiptView:
+        if not command.actor.is_admin:
+            raise Forbidden("Only administrators can read deletion receipts.")
+        found = self._records.get(TABLE_RECEIPTS, command.receipt_id, "receipt")
         if found is None:
-            raise RequestRejected("No receipt with this id.", status=404, code="NotFound")
+            raise NotFound("No receipt with this id.")
         return self.public_receipt(found[0])
 
     @staticmethod
-    def public_receipt(row: dict[str, Any]) -> dict[str, Any]:
-        return {"receiptId": row["receiptId"], "requestId": row["requestId"], "subject": row.get("subject"),
-                "requestedBy": row.get("requestedBy"), "reason": row.get("reason"), "completedAt": row.get("completedAt"),
-                "erased": row.get("erased_json"), "retained": row.get("retained_json")}
-
-    def latest_revocation(self, user_key: str) -> dict[str, Any] | None:
-        ledger = self._consent.ledger(user_key)
-        if not ledger:
-            return None
-        latest = max(ledger, key=lambda e: str(e["RowKey"]))
-        return latest if latest.get("kind") == "revocation" else None
+    def public_receipt(row: dict[str, Any]) -> ReceiptView:
+        return ReceiptView(
+            receipt_id=str(row["receiptId"]), request_id=str(row["requestId"]), subject=row.get("subject"),
+            requested_by=row.get("requestedBy"), reason=row.get("reason"), completed_at=row.get("completedAt"),
+            erased=tuple(ErasedItems(str(e["kind"]), str(e["store"]), int(e["count"])) for e in row.get("erased_json") or ()),
+            retained=tuple(str(r) for r in row.get("retained_json") or ()))

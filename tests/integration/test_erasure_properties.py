@@ -24,7 +24,9 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from shared.errors import RequestRejected
+from shared.commands import ProcessUpload, RequestRevocation, RunPurge
+from shared.envelopes import decode_hr_event, decode_revoke
+from shared.errors import ConsentRequired, NotFound
 from tests.fixtures.azurite import Azurite
 from tests.fixtures.paths import face_bytes
 from tests.integration.erasure_support import InProcess, Slot, in_process, principal
@@ -115,7 +117,7 @@ class Run:
             u = self.user(op[1])
             try:
                 (slot,) = self.stack.slots(u.key, 1, hr_key=u.hr)
-            except RequestRejected:
+            except ConsentRequired:
                 assert u.granted_at is None
                 return
             self.slots.append(ModelSlot(slot, u.generation, self.stack.clock.now))
@@ -135,28 +137,29 @@ class Run:
                     assert outcome in ("unknown", "discarded"), outcome
                 self._observe(u)
             elif s.photo is not None:  # a duplicate BlobCreated event
-                self.svc.enrollment.process_upload(blob_name=s.slot.blob_name, content=PHOTOS[s.photo])
+                self.svc.enrollment.process_upload(ProcessUpload(s.slot.blob_name, PHOTOS[s.photo]))
         elif kind == "revoke":
             u = self.user(op[1])
             try:
-                self.svc.revocation.request(principal(u.key, u.hr), u.key, reason="test")
-            except RequestRejected:
+                self.svc.revocation.request(RequestRevocation(principal(u.key, u.hr), u.key, "test"))
+            except NotFound:
                 return  # never consented
             _, message = self.stack.publisher.sent[-1]
             for _ in range(2 if op[2] else 1):
-                self.svc.revocation.handle_command(message.body, message_id=message.message_id)
+                self.svc.revocation.erase(decode_revoke(message.body))
             self._erased(u)
         elif kind == "terminate":
             u = self.user(op[1])
             event = {"specversion": "1.0", "id": uuid.uuid4().hex, "source": "/hr/test", "type": "hr.employee.terminated",
                      "data": {"employeeId": u.hr, "effectiveDate": self.stack.clock.now.date().isoformat()}}
-            outcomes = [self.svc.revocation.handle_hr_event(json.dumps(event).encode(), message_id=event["id"])
+            types = self.svc.settings.termination_event_types
+            outcomes = [self.svc.revocation.hr_event(decode_hr_event(json.dumps(event).encode(), termination_types=types))
                         for _ in range(2 if op[2] else 1)]
             if "erased" in outcomes:
                 self._erased(u)
         elif kind == "purge":
             now = self.stack.clock.now
-            self.svc.purge.run(dry_run=False, trigger="test")
+            self.svc.purge.run(RunPurge(dry_run=False, trigger="test"))
             for u in self.users:
                 if u.granted_at is not None and u.granted_at <= now - timedelta(days=RETENTION_DAYS):
                     self._erased(u)
@@ -202,14 +205,14 @@ class Run:
                     assert s.slot.blob_name not in uploads
                     assert svc.records.get("uploadindex", s.slot.upload_id, "u") is None
             assert svc.records.get("receipts", str(latest["receiptId"]), "receipt") is not None
-            assert svc.enrollment.status(u.key)["status"] == "revoked"
+            assert svc.enrollment.status(u.key).status == "revoked"
         # 4. Every consenting user with a good photo ends enrolled, or failed with a reason.
         for u in self.users:
             if current[u.key] is None:
                 continue
             if u.enrolled_generation == u.generation:
                 self.stack.wait_status(u.key, "enrolled")
-            status = svc.enrollment.status(u.key)
+            status = svc.enrollment.status(u.key).as_json()
             if status["status"] == "failed":
                 assert status.get("message") or any(p["reasons"] for p in status["photos"]), status
 
