@@ -33,7 +33,7 @@ from tests.fixtures.app_stack import principal_header  # noqa: E402
 
 def setup_users(settings: Settings, users: int, photos: int) -> None:
     services = build(settings)
-    services.enrollment.groups.active()  # the recognition_04 group the run moves away from
+    services.groups.active()  # the recognition_04 group the run moves away from
     terms = services.consent.terms().version
 
     def one(i: int) -> None:

@@ -15,10 +15,12 @@ from typing import TYPE_CHECKING, Any
 from shared.settings import Settings
 
 if TYPE_CHECKING:  # types only: the modules are imported on first build (cold start)
+    from shared.adapters.repositories import Repositories
     from shared.ports import FacePort, MessagePublisherPort, PhotoStorePort, RecordStorePort
     from shared.services.audit import AuditLog
     from shared.services.consent import ConsentService
     from shared.services.enrollment import EnrollmentService
+    from shared.services.groups import GroupDirectory, TrainingCoordinator
     from shared.services.purge import PurgeService
     from shared.services.reenrollment import ReenrollmentService
     from shared.services.revocation import RevocationService
@@ -30,14 +32,17 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Services:
     settings: Settings
     records: RecordStorePort
+    repos: Repositories
     photos: PhotoStorePort
     face: FacePort
     publisher: MessagePublisherPort
     audit: AuditLog
+    groups: GroupDirectory
+    training: TrainingCoordinator
     consent: ConsentService
     enrollment: EnrollmentService
     revocation: RevocationService
@@ -51,10 +56,11 @@ def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None =
     """Adapters from settings, except those given: tests pass in-memory fakes (tests/fakes.py) or
     real adapters wrapped with faults. Nothing is connected here; adapters connect on first use."""
     from shared.adapters.azure_storage import StorageClients
+    from shared.adapters.repositories import Repositories
     from shared.services.audit import AuditLog
     from shared.services.consent import ConsentService
     from shared.services.enrollment import EnrollmentService
-    from shared.services.groups import GroupDirectory, TrainingCoordinator
+    from shared.services.groups import GroupDirectory, PersonFactory, TrainingCoordinator
     from shared.services.purge import PurgeService
     from shared.services.reenrollment import ReenrollmentService
     from shared.services.revocation import RevocationService
@@ -83,19 +89,23 @@ def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None =
 
             publisher = ServiceBusPublisher(fully_qualified_namespace=str(settings.servicebus_namespace),
                                             credential=credential or clients.credential())
-    audit = AuditLog(records, clock=clock)
-    consent = ConsentService(records, photos, audit, clock=clock)
-    groups = GroupDirectory(records, face, settings, clock=clock)
+    repos = Repositories(records)
+    audit = AuditLog(repos, clock=clock)
+    consent = ConsentService(repos, photos, audit, clock=clock)
+    groups = GroupDirectory(repos, face, settings, clock=clock)
     training = TrainingCoordinator(groups, face, clock=clock, coalesce_seconds=settings.training_coalesce_seconds)
-    enrollment = EnrollmentService(records=records, photos=photos, face=face, consent=consent, audit=audit,
-                                   groups=groups, training=training, settings=settings, clock=clock)
-    revocation = RevocationService(records=records, photos=photos, face=face, consent=consent, audit=audit,
+    persons = PersonFactory(repos, face)
+    enrollment = EnrollmentService(repos=repos, photos=photos, face=face, consent=consent, audit=audit, groups=groups,
+                                   training=training, persons=persons, settings=settings, clock=clock)
+    revocation = RevocationService(repos=repos, photos=photos, face=face, consent=consent, audit=audit,
                                    publisher=publisher, settings=settings, clock=clock)
-    purge = PurgeService(records=records, photos=photos, face=face, revocation=revocation, audit=audit,
+    purge = PurgeService(repos=repos, photos=photos, face=face, revocation=revocation, audit=audit, groups=groups,
                          training=training, settings=settings, clock=clock)
-    reenrollment = ReenrollmentService(records=records, photos=photos, face=face, audit=audit, publisher=publisher,
-                                       consent=consent, groups=groups, settings=settings, clock=clock)
-    return Services(settings, records, photos, face, publisher, audit, consent, enrollment, revocation, purge, reenrollment)
+    reenrollment = ReenrollmentService(repos=repos, photos=photos, face=face, audit=audit, publisher=publisher,
+                                       consent=consent, groups=groups, persons=persons, settings=settings, clock=clock)
+    return Services(settings=settings, records=records, repos=repos, photos=photos, face=face, publisher=publisher,
+                    audit=audit, groups=groups, training=training, consent=consent, enrollment=enrollment,
+                    revocation=revocation, purge=purge, reenrollment=reenrollment)
 
 
 _lock = threading.Lock()

@@ -1,8 +1,9 @@
-"""The active LargePersonGroup and its training: shared by enrollment, re-enrollment and purge.
+"""The active LargePersonGroup, its training, and the one way a Face person is created.
 
 ``GroupDirectory`` creates the group on first need and pins it with its recognition model in the
-state table; ``TrainingCoordinator`` coalesces trainings. Both are built once in shared/bootstrap.py
-and injected into the services that need them.
+state table; ``TrainingCoordinator`` coalesces trainings; ``PersonFactory`` creates a person with
+its intent recorded first. They are built once in shared/bootstrap.py and injected into the
+services that need them (enrollment, re-enrollment, purge).
 """
 
 from __future__ import annotations
@@ -11,14 +12,14 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from shared.domain.enrollment import TABLE_STATE, iso, parse_iso
-from shared.errors import LargePersonGroupExists, RecordConflict, RecordExists, TransientFailure
-from shared.ports import FacePort, RecordStorePort
+from shared.adapters.repositories import Repositories
+from shared.domain import enrollment as dom
+from shared.domain.enrollment import iso, parse_iso
+from shared.domain.records import GroupState, User
+from shared.errors import LargePersonGroupExists, PersonNotFound, RecordConflict, RecordExists, TransientFailure
+from shared.ports import FacePort
 from shared.settings import Settings
-
-GROUP_ROW = ("group", "active")
 
 
 @dataclass(frozen=True)
@@ -30,47 +31,45 @@ class ActiveGroup:
 class GroupDirectory:
     """The active LargePersonGroup, created on first need and pinned with its model in the state table."""
 
-    def __init__(self, records: RecordStorePort, face: FacePort, settings: Settings, *, clock: Callable[[], datetime]) -> None:
-        self._records = records
+    def __init__(self, repos: Repositories, face: FacePort, settings: Settings, *, clock: Callable[[], datetime]) -> None:
+        self._state = repos.group
         self._face = face
         self._settings = settings
         self._clock = clock
 
     def active(self, *, create: bool = True) -> ActiveGroup | None:
-        found = self._records.get(TABLE_STATE, *GROUP_ROW)
-        if found is None:
+        state = self._state.get()
+        if state is None:
             if not create:
                 return None
             model = self._settings.recognition_model
-            group_id = f"faceenroll-{model.replace('_', '')}-{uuid.uuid4().hex[:12]}"
             try:
                 # Intent first: the row names the group before it exists, so a crash leaves a
                 # row whose group is created on the next call (create is idempotent by 409).
-                self._records.insert(TABLE_STATE, {"PartitionKey": GROUP_ROW[0], "RowKey": GROUP_ROW[1],
-                                                   "groupId": group_id, "recognitionModel": model,
-                                                   "createdAt": iso(self._clock()), "created": False})
+                self._state.insert(GroupState(group_id=dom.group_id_for(model), recognition_model=model,
+                                              created_at=iso(self._clock()), created=False))
             except RecordExists:
                 pass
-            found = self._records.get(TABLE_STATE, *GROUP_ROW)
-            assert found is not None
-        row, etag = found
-        if not row.get("created"):
+            state = self._state.get()
+            assert state is not None
+        if not state.created:
             try:
-                self._face.create_group(row["groupId"], name="face-enrollment", recognition_model=row["recognitionModel"])
+                self._face.create_group(state.group_id, name="face-enrollment", recognition_model=state.recognition_model)
             except LargePersonGroupExists:
                 pass
-            row["created"] = True
+            state.created = True
             try:
-                self._records.update(TABLE_STATE, row, etag=etag)
+                self._state.update(state)
             except RecordConflict:
                 pass
-        return ActiveGroup(str(row["groupId"]), str(row["recognitionModel"]))
+        return ActiveGroup(state.group_id, state.recognition_model)
 
-    def training_row(self) -> tuple[dict[str, Any], str] | None:
-        return self._records.get(TABLE_STATE, *GROUP_ROW)
+    def state(self) -> GroupState | None:
+        return self._state.get()
 
-    def save(self, row: dict[str, Any], etag: str) -> str:
-        return self._records.update(TABLE_STATE, row, etag=etag)
+    def save(self, state: GroupState) -> GroupState:
+        """Conditional on ``state.etag``: ``RecordConflict`` if the group state changed meanwhile."""
+        return self._state.update(state)
 
 
 class TrainingCoordinator:
@@ -95,56 +94,119 @@ class TrainingCoordinator:
 
     def _step(self, *, mark_dirty: bool) -> datetime | None:
         for _ in range(5):
-            found = self._groups.training_row()
-            if found is None:
+            state = self._groups.state()
+            if state is None:
                 return None
-            row, etag = found
             now = self._clock()
             changed = False
-            if mark_dirty and not row.get("dirty"):
-                row["dirty"] = True
+            if mark_dirty and not state.dirty:
+                state.dirty = True
                 changed = True
-            if row.get("trainingStatus") == "running":
-                status = self._face.training_status(str(row["groupId"])).status
+            if state.training_status == "running":
+                status = self._face.training_status(state.group_id).status
                 if status in ("succeeded", "failed"):
-                    row["trainingStatus"] = status
+                    state.training_status = status
                     if status == "succeeded":
-                        row["lastSucceededStartedAt"] = row.get("trainingStartedAt")
+                        state.last_succeeded_started_at = state.training_started_at
                     else:
-                        row["dirty"] = True  # train again: the faces are still untrained
+                        state.dirty = True  # train again: the faces are still untrained
                     changed = True
-            started = parse_iso(row.get("trainingStartedAt"))
+            started = parse_iso(state.training_started_at)
             may_start = started is None or now - started >= self._coalesce
-            if row.get("dirty") and row.get("trainingStatus") != "running" and may_start:
+            if state.dirty and state.training_status != "running" and may_start:
                 # Record the start before calling train: if the call fails the row says running,
                 # and the next refresh asks Face, which answers with the truth.
-                row.update({"trainingStatus": "running", "trainingStartedAt": iso(now), "dirty": False})
+                state.training_status, state.training_started_at, state.dirty = "running", iso(now), False
                 try:
-                    self._groups.save(row, etag)
+                    self._groups.save(state)
                 except RecordConflict:
                     continue
                 try:
-                    self._face.train(str(row["groupId"]))
+                    self._face.train(state.group_id)
                 except Exception:
                     self._mark_dirty_after_failure()
                     raise
-                return parse_iso(row.get("lastSucceededStartedAt"))
+                return parse_iso(state.last_succeeded_started_at)
             if changed:
                 try:
-                    self._groups.save(row, etag)
+                    self._groups.save(state)
                 except RecordConflict:
                     continue
-            return parse_iso(row.get("lastSucceededStartedAt"))
+            return parse_iso(state.last_succeeded_started_at)
         raise TransientFailure("training state kept changing")
 
     def _mark_dirty_after_failure(self) -> None:
-        found = self._groups.training_row()
-        if found:
-            row, etag = found
-            row.update({"trainingStatus": "failed", "dirty": True})
+        state = self._groups.state()
+        if state:
+            state.training_status, state.dirty = "failed", True
             try:
-                self._groups.save(row, etag)
+                self._groups.save(state)
             except RecordConflict:
                 pass
 
 
+# Which of the user's person slots a creation fills: the active group's, or a re-enrollment target's.
+PRIMARY, REENROLL_TARGET = "primary", "reenrollTarget"
+
+
+class PersonFactory:
+    """The one way a Face person is created, for enrollment and re-enrollment alike.
+
+    Intent first: a random attempt id is recorded on the user (ETag update) before ``create_person``,
+    which gets it as ``userData``; the returned personId is recorded in a second ETag update. If the
+    second update loses (the user changed or was erased meanwhile), the new person is deleted and the
+    loop starts over, so no person outlives its record. An unfinished attempt found on the record is
+    moved to ``abandoned_attempts``; purge deletes its person (if one was created) by that attempt id.
+    """
+
+    def __init__(self, repos: Repositories, face: FacePort) -> None:
+        self._users = repos.users
+        self._face = face
+
+    def ensure(self, user_key: str, group_id: str, *, slot: str,
+               reuse: Callable[[User], tuple[str | None, bool]]) -> tuple[str, bool] | None:
+        """The person of ``user_key`` in ``group_id`` and whether it was created now; None if the user is gone.
+
+        ``reuse`` returns a person the record already holds for this group (and whether it changed the
+        record in place, which is then saved conditionally), or None to create one in ``slot``.
+        """
+        for _ in range(5):
+            user = self._users.get(user_key)
+            if user is None:
+                return None
+            existing, changed = reuse(user)
+            if existing is not None:
+                if changed:
+                    try:
+                        self._users.update(user)
+                    except RecordConflict:
+                        continue
+                return existing, False
+            pending = user.person_attempt if slot == PRIMARY else user.new_person_attempt
+            if pending:
+                user.abandoned_attempts = [*user.abandoned_attempts, pending]
+            attempt = uuid.uuid4().hex
+            if slot == PRIMARY:
+                user.person_attempt, user.group_id = attempt, group_id
+            else:
+                user.new_group_id, user.new_person_attempt, user.new_person_id = group_id, attempt, None
+            try:
+                self._users.update(user)
+            except RecordConflict:
+                continue
+            person_id = self._face.create_person(group_id, name=dom.person_label(attempt), user_data=attempt)
+            if slot == PRIMARY:
+                user.person_id, user.person_attempt = person_id, None
+            else:
+                user.new_person_id, user.new_person_attempt = person_id, None
+            try:
+                self._users.update(user)
+            except RecordConflict:
+                # Changed or erased meanwhile (a concurrent upload won, or a revocation): drop ours.
+                try:
+                    self._face.delete_person(group_id, person_id)
+                except PersonNotFound:
+                    pass
+                continue
+            return person_id, True
+        raise TransientFailure("could not record the person")

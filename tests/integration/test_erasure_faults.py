@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
+from shared.adapters.repositories import TABLE_CONSENT_BY_DAY, TABLE_UPLOADS_BY_MINUTE
 from shared.commands import Revoke
-from shared.domain.erasure import TABLE_CONSENT_BY_DAY, TABLE_UPLOADS_BY_MINUTE
 from shared.errors import PersonNotFound
 from tests.fixtures.azurite import Azurite
 from tests.fixtures.face_emulator import start_face_emulator

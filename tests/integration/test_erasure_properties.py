@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from shared.commands import ProcessUpload, RequestRevocation, RunPurge
+from shared.domain.enrollment import latest_entry
 from shared.envelopes import decode_hr_event, decode_revoke
 from shared.errors import ConsentRequired, NotFound
 from tests.fixtures.azurite import Azurite
@@ -172,17 +173,17 @@ class Run:
     # --- the invariants ----------------------------------------------------------------------
     def check(self) -> None:
         svc = self.stack.services
-        users = {u.key: (svc.records.get("users", u.key, "user") or (None,))[0] for u in self.users}
+        users = {u.key: svc.repos.users.get(u.key) for u in self.users}
         current = {u.key: svc.consent.current(u.key) for u in self.users}
         persons = self.stack.persons()
-        person_owner = {str(row["personId"]): key for key, row in users.items() if row and row.get("personId")}
+        person_owner = {row.person_id: key for key, row in users.items() if row and row.person_id}
         # 1. No Face person without current consent.
         for person_id in persons:
             owner = person_owner.get(person_id)
             assert owner is not None, "a Face person no record knows"
             assert current[owner] is not None, "a Face person without current consent"
         # 2. No kept photo without storePhotos.
-        token_owner = {str(row["keptToken"]): key for key, row in users.items() if row and row.get("keptToken")}
+        token_owner = {row.kept_token: key for key, row in users.items() if row and row.kept_token}
         for name in self.stack.blobs("KEPT_PHOTOS_CONTAINER"):
             owner = token_owner.get(name.partition("/")[0])
             assert owner is not None, "a kept photo of nobody"
@@ -193,9 +194,9 @@ class Run:
         kept = self.stack.blobs("KEPT_PHOTOS_CONTAINER")
         for u in self.users:
             ledger = svc.consent.ledger(u.key)
-            if not ledger or max(ledger, key=lambda e: str(e["RowKey"])).get("kind") != "revocation":
+            latest = latest_entry(ledger)
+            if latest is None or latest.kind != "revocation":
                 continue
-            latest = max(ledger, key=lambda e: str(e["RowKey"]))
             assert users[u.key] is None
             assert svc.records.partition("uploads", u.key) == []
             assert not (u.persons & set(persons))
@@ -204,7 +205,7 @@ class Run:
                 if s.slot.user_key == u.key:
                     assert s.slot.blob_name not in uploads
                     assert svc.records.get("uploadindex", s.slot.upload_id, "u") is None
-            assert svc.records.get("receipts", str(latest["receiptId"]), "receipt") is not None
+            assert svc.repos.receipts.get(str(latest.receipt_id)) is not None
             assert svc.enrollment.status(u.key).status == "revoked"
         # 4. Every consenting user with a good photo ends enrolled, or failed with a reason.
         for u in self.users:
