@@ -187,6 +187,10 @@ class PersonFactory:
                 user.abandoned_attempts = [*user.abandoned_attempts, pending]
             attempt = uuid.uuid4().hex
             if slot == PRIMARY:
+                if user.person_id and user.group_id and user.group_id != group_id:
+                    # A person left in a superseded group stays named, so an erasure still finds it.
+                    user.previous_group_id, user.previous_person_id = user.group_id, user.person_id
+                    user.person_id = None
                 user.person_attempt, user.group_id = attempt, group_id
             else:
                 user.new_group_id, user.new_person_attempt, user.new_person_id = group_id, attempt, None
