@@ -13,7 +13,8 @@ from functions.enroll import bp as enroll
 from functions.purge_timer import bp as purge_timer
 from functions.reenroll import bp as reenroll
 from functions.revoke import bp as revoke
+from functions.web import bp as web
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
-for blueprint in (api, enroll, revoke, purge_timer, reenroll):
+for blueprint in (api, enroll, revoke, purge_timer, reenroll, web):
     app.register_functions(blueprint)
