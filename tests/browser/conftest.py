@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,8 +115,3 @@ def axe_log() -> Iterator[list[dict[str, Any]]]:
     yield runs
     if runs:
         print("\naxe-core runs (WCAG 2.1 A/AA):", json.dumps(runs, indent=None))
-
-
-def clean_dir(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
-    path.mkdir(parents=True)

@@ -40,7 +40,7 @@ def check_axe(page: Any, axe_source: str, axe_log: list[dict[str, Any]], state: 
 
 def shot(page: Any, screenshots: Path, name: str, *, mask: list[str] | None = None) -> None:
     page.screenshot(path=str(screenshots / f"{name}.png"), full_page=True, animations="disabled",
-                    mask=[page.locator(m) for m in (mask or [])])
+                    mask=[page.locator(m) for m in (mask or [])], mask_color="#d9d9d9")
 
 
 def visible_screen(page: Any) -> str:
