@@ -371,6 +371,8 @@ async function upload() {
   }
   stopCamera();
   const photos = state.photos.slice();
+  // Asked for before leaving the capture screen: a refusal (no MFA, no consent) is shown right there.
+  const session = await api("POST", "enrollment/uploads", { count: photos.length });
   const list = $("upload-list");
   clearChildren(list);
   const bars = photos.map((_, index) => {
@@ -388,18 +390,21 @@ async function upload() {
   });
   $("upload-status").textContent = "";
   show("upload");
-  const session = await api("POST", "enrollment/uploads", { count: photos.length });
   const ids = session.uploads.map((u) => u.uploadId);
-  try {
-    for (const [index, slot] of session.uploads.entries()) {
+  for (const [index, slot] of session.uploads.entries()) {
+    try {
       await put(slot.url, photos[index].blob, (pct) => { bars[index].value = pct; });
-      bars[index].value = 100;
-      announce(t("upload.done", { n: index + 1 }));
+    } catch {
+      // Back to the photos, still in memory, so the person can try again (a new session is made).
+      show("capture");
+      alertText(t("upload.failed", { n: index + 1 }));
+      return;
     }
-  } finally {
-    // The photos leave this page's memory as soon as they are uploaded (or the upload failed).
-    dropPhotos();
+    bars[index].value = 100;
+    announce(t("upload.done", { n: index + 1 }));
   }
+  // The photos leave this page's memory as soon as they are uploaded.
+  dropPhotos();
   $("upload-status").textContent = t("upload.checking");
   const status = await waitForVerdict(ids);
   showResult(status, ids);
@@ -412,7 +417,7 @@ async function waitForVerdict(ids) {
     status = await api("GET", "enrollment");
     const mine = status.photos.filter((p) => ids.includes(p.uploadId));
     if (mine.length === ids.length && mine.every((p) => !["awaitingUpload", "processing"].includes(p.status))) return status;
-    await new Promise((resolve) => window.setTimeout(resolve, 1000));
+    await new Promise((resolve) => window.setTimeout(resolve, 500));
   }
   return status;
 }
@@ -495,7 +500,7 @@ async function withdraw() {
     while (Date.now() < deadline) {
       status = await api("GET", "enrollment");
       if (status.status === "revoked" && status.receiptId) break;
-      await new Promise((resolve) => window.setTimeout(resolve, 700));
+      await new Promise((resolve) => window.setTimeout(resolve, 500));
     }
     state.status = status;
     $("withdrawn-receipt").textContent = status && status.receiptId

@@ -86,11 +86,12 @@ def sign_in_with_keyboard(page: Any, user_index: int = 0, *, mfa: bool = True) -
     page.wait_for_url(re.compile(r"/api/web/"))
 
 
-def sign_in(page: Any, web: WebStack, user: str, *, query: str = "") -> None:
+def sign_in(page: Any, web: WebStack, user: str, *, query: str = "", mfa: bool = True) -> None:
     page.goto(web.url + query)
     wait_screen(page, "signin")
     page.click("#sign-in")
     page.check(f"input[name=user][value={user}]")
+    page.check(f"input[name=mfa][value={'yes' if mfa else 'no'}]")
     page.click("button[type=submit]")
     page.wait_for_selector("#who:not([hidden])")
 
@@ -216,6 +217,26 @@ def test_enroll_with_camera_and_withdraw_using_only_the_keyboard(
     context.close()
 
 
+def test_without_multi_factor_sign_in_consent_is_refused_with_a_clear_message(
+        web_stack: WebStack, chromium: Any, axe_source: str, axe_log: list[dict[str, Any]]) -> None:
+    context, page, problems = new_page(chromium, viewport={"width": 1024, "height": 768})
+    sign_in(page, web_stack, "ada", mfa=False)
+    wait_screen(page, "about")
+    assert "multi-factor" in page.inner_text("#alert")
+    check_axe(page, axe_source, axe_log, "1 what this is: no MFA warning")
+    page.click("#about-continue")
+    page.click("#consent-accept")
+    page.check("#keep-yes")
+    page.click("#keep-continue")
+    page.wait_for_function("() => document.getElementById('alert').textContent.includes('multi-factor')")
+    assert visible_screen(page) == "screen-keep"
+    check_axe(page, axe_source, axe_log, "3 keep photos: consent refused without MFA")
+    assert web_stack.app.call("GET", "enrollment", user=_oid("ada")).json()["consent"] is None
+    problems[:] = [p for p in problems if not p.startswith("403 POST")]  # the refusal under test
+    assert not problems, problems
+    context.close()
+
+
 def test_decline_then_a_rejected_photo_shows_its_reasons(
         web_stack: WebStack, chromium: Any, axe_source: str, axe_log: list[dict[str, Any]], screenshots: Path) -> None:
     context, page, problems = new_page(chromium, viewport={"width": 1024, "height": 768})
@@ -316,6 +337,46 @@ def test_kiosk_sign_out_leaves_nothing_of_the_user(
     context.close()
 
 
+def test_layout_reflows_at_320_px_and_200_percent_zoom_and_motion_can_be_reduced(
+        web_stack: WebStack, chromium: Any, axe_source: str, axe_log: list[dict[str, Any]], screenshots: Path) -> None:
+    # 200% zoom of a 1280x800 window lays the page out in 640x400 CSS px (WCAG 1.4.4, 1.4.10).
+    sizes = [((320, 640), "320 px"), ((640, 400), "200% zoom of 1280x800")]
+    context, page, problems = new_page(chromium, viewport={"width": 320, "height": 640}, reduced_motion="reduce")
+    sign_in(page, web_stack, "katherine")
+    # Katherine may have consented in another test: the page then opens on "My data".
+    page.wait_for_selector("#screen-mydata:not([hidden]), #screen-about:not([hidden])")
+
+    def check(screen: str) -> None:
+        wait_screen(page, screen)
+        for (width, height), label in sizes:
+            page.set_viewport_size({"width": width, "height": height})
+            overflow = page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
+            assert overflow <= 0, f"horizontal scrolling at {label} on {screen}: {overflow}px"
+            assert page.evaluate(
+                f"() => getComputedStyle(document.getElementById('screen-{screen}')).animationName") == "none"
+            check_axe(page, axe_source, axe_log, f"{screen} at {label}")
+        page.set_viewport_size({"width": 320, "height": 640})
+
+    if visible_screen(page) == "screen-mydata":
+        check("mydata")
+        page.click("#mydata-add")
+        check("capture")
+    else:
+        check("about")
+        shot(page, screenshots, "13-narrow-320px")
+        page.click("#about-continue")
+        check("consent")
+        page.click("#consent-accept")
+        check("keep")
+    page.emulate_media(reduced_motion="no-preference")
+    page.reload()
+    page.wait_for_selector("#who:not([hidden])")
+    assert page.evaluate(
+        "() => getComputedStyle(document.querySelector('[data-screen]:not([hidden])')).animationName") == "appear"
+    assert not problems, problems
+    context.close()
+
+
 def test_an_idle_session_signs_out_by_itself_and_releases_the_camera(
         web_stack: WebStack, chromium: Any, axe_source: str, axe_log: list[dict[str, Any]]) -> None:
     context, page, problems = new_page(chromium, viewport={"width": 1024, "height": 768})
@@ -348,52 +409,11 @@ def test_an_idle_session_signs_out_by_itself_and_releases_the_camera(
     assert page.evaluate("() => document.activeElement.id") == "idle-stay"
     check_axe(page, axe_source, axe_log, "idle warning")
     page.wait_for_url(re.compile(r"signed-out\.html"), timeout=10_000)
-    assert time.monotonic() - started < 9
+    assert time.monotonic() - started < 20  # 6 s idle; generous for a loaded machine
     opened = {e.split(" ", 1)[1] for e in events if e.startswith("track-open ")}
     stopped = {e.split(" ", 1)[1] for e in events if e.startswith("track-stop ")}
     assert opened and opened <= stopped, events
     assert page.evaluate("async () => (await fetch('/.auth/me')).status") == 401
-    assert not problems, problems
-    context.close()
-
-
-@pytest.mark.parametrize(("width", "height", "label"), [(320, 640, "320 px"), (640, 400, "200% zoom of 1280x800")])
-def test_layout_reflows_at_320_px_and_200_percent_zoom_and_motion_can_be_reduced(
-        web_stack: WebStack, chromium: Any, axe_source: str, axe_log: list[dict[str, Any]], screenshots: Path,
-        width: int, height: int, label: str) -> None:
-    context, page, problems = new_page(chromium, viewport={"width": width, "height": height},
-                                       reduced_motion="reduce")
-    sign_in(page, web_stack, "katherine")
-    # Katherine may have consented in another test: the page then opens on "My data".
-    page.wait_for_selector("#screen-mydata:not([hidden]), #screen-about:not([hidden])")
-    visited = []
-
-    def check(screen: str) -> None:
-        wait_screen(page, screen)
-        overflow = page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
-        assert overflow <= 0, f"horizontal scrolling at {label} on {screen}: {overflow}px"
-        assert page.evaluate(
-            f"() => getComputedStyle(document.getElementById('screen-{screen}')).animationName") == "none"
-        check_axe(page, axe_source, axe_log, f"{screen} at {label}")
-        visited.append(screen)
-
-    if visible_screen(page) == "screen-mydata":
-        check("mydata")
-        page.click("#mydata-add")
-        check("capture")
-    else:
-        check("about")
-        page.click("#about-continue")
-        check("consent")
-        page.click("#consent-accept")
-        check("keep")
-    if width == 320:
-        shot(page, screenshots, "13-narrow-320px")
-    page.emulate_media(reduced_motion="no-preference")
-    page.reload()
-    page.wait_for_selector("#who:not([hidden])")
-    assert page.evaluate(
-        "() => getComputedStyle(document.querySelector('[data-screen]:not([hidden])')).animationName") == "appear"
     assert not problems, problems
     context.close()
 

@@ -7,6 +7,7 @@ import base64
 import http.client
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -221,3 +222,20 @@ def test_cors_lets_only_the_apps_origin_put_with_the_upload_headers(app_stack: A
     for method in ("GET", "DELETE", "POST", "HEAD"):
         assert preflight(azurite, origin, method, "x-ms-blob-type").status_code == 403, method
     assert preflight(azurite, origin, "PUT", "x-ms-blob-type,x-ms-meta-owner").status_code == 403
+
+
+# --- make up --------------------------------------------------------------------------------------
+
+def test_make_up_prints_the_page_and_lets_it_upload(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from local.stack import _print_table, running_stack
+
+    with running_stack(log_dir=tmp_path) as stack:
+        _print_table(stack)
+        printed = capsys.readouterr().out
+        assert f"{stack.host_url}/api/web/" in printed
+        status, _, body = raw_get(stack.host_url, "/api/web/")
+        assert status == 200 and b"app.js" in body
+        r = requests.options(f"http://127.0.0.1:{stack.azurite_ports[0]}/devstoreaccount1/uploads/x", timeout=10,
+                             headers={"Origin": stack.host_url, "Access-Control-Request-Method": "PUT",
+                                      "Access-Control-Request-Headers": "x-ms-blob-type,content-type"})
+        assert r.status_code == 200 and r.headers["Access-Control-Allow-Origin"] == stack.host_url
