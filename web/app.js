@@ -116,7 +116,12 @@ async function guarded(action) {
 
 async function whoAmI() {
   const response = await fetch("/.auth/me", { credentials: "same-origin", cache: "no-store" });
-  if (!response.ok) return null;
+  if (response.status === 401) return null;
+  if (!response.ok) {
+    // /.auth/me needs App Service's token store; without it, ask the API whether we are signed in.
+    const probe = await fetch("/api/enrollment", { credentials: "same-origin", cache: "no-store" });
+    return probe.ok ? { name: "", mfa: true } : null;
+  }
   const doc = await response.json();
   const entry = Array.isArray(doc) ? doc[0] : null;
   if (!entry) return null;
@@ -612,7 +617,7 @@ async function start() {
     return;
   }
   state.me = me;
-  $("who-name").textContent = t("signedInAs", { name: me.name });
+  $("who-name").textContent = me.name ? t("signedInAs", { name: me.name }) : "";
   $("who").hidden = false;
   resetIdleTimer();
   await guarded(async () => {
