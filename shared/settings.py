@@ -93,7 +93,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "in Azure; locally it simulates Easy Auth being on."),
     SettingSpec("AUTH_TENANT_ID", None, "azure",
                 "Entra tenant id. When set, a principal whose `tid` claim differs is refused with 401."),
-    SettingSpec("MFA_AMR_VALUES", "mfa,ngcmfa,fido,wiaormfa,hwk,swk,sc", "both",
+    SettingSpec("MFA_AMR_VALUES", "mfa,ngcmfa,fido", "both",
                 "Comma-separated `amr` values that count as a multi-factor sign-in (consent, uploads, admin routes)."),
     SettingSpec("USER_KEY_CLAIM", "oid", "both", "Claim of the signed-in principal that identifies the user."),
     SettingSpec("HR_KEY_CLAIM", "employeeid", "both", "Claim that carries the HR employee id."),
@@ -166,7 +166,7 @@ class Settings:
     principal_source: str = "appservice"
     website_auth_enabled: bool = False
     auth_tenant_id: str | None = None
-    mfa_amr_values: frozenset[str] = frozenset({"mfa", "ngcmfa", "fido", "wiaormfa", "hwk", "swk", "sc"})
+    mfa_amr_values: frozenset[str] = frozenset({"mfa", "ngcmfa", "fido"})
     termination_event_types: tuple[str, ...] = ("hr.employee.terminated",)
     sas_ttl_minutes: int = 10
     consent_retention_days: int = 365

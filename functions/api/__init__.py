@@ -28,12 +28,20 @@ def _respond(make: Callable[[], Reply]) -> func.HttpResponse:
                              mimetype="application/json")
 
 
-def _ctx(req: func.HttpRequest, *, mfa: bool = False) -> tuple[Services, Principal]:
-    from shared.bootstrap import services
+def route_key(params: dict[str, str], name: str) -> str:
+    from shared.http_api import route_key as checked
+
+    return checked(params, name)
+
+
+def _ctx(req: func.HttpRequest, *, mfa: bool = False, admin: str | None = None) -> tuple[Services, Principal]:
+    """The services and the caller, authenticated (and, for ``admin=<action>``, authorised with MFA)
+    before the route reads anything else from the request."""
+    from shared.bootstrap import services, settings
     from shared.http_api import principal_from
 
-    s = services()
-    return s, principal_from(req.headers, s.settings, mfa=mfa)
+    principal = principal_from(req.headers, settings(), mfa=mfa, admin=admin)
+    return services(), principal
 
 
 @bp.route(route="health", methods=["GET"], auth_level=ANON)
@@ -91,38 +99,34 @@ def quality_override(req: func.HttpRequest) -> func.HttpResponse:
     def run() -> Reply:
         from shared.http_api import json_body
 
-        s, p = _ctx(req)
+        s, p = _ctx(req, admin="grant a quality override")
         body = json_body(req.get_body())
-        return Reply(201, s.enrollment.grant_override(p, req.route_params["userKey"], body))
+        return Reply(201, s.enrollment.grant_override(p, route_key(req.route_params, "userKey"), body))
     return _respond(run)
 
 
 @bp.route(route="admin/users/{userKey}/revoke", methods=["POST"], auth_level=ANON)
 def admin_revoke(req: func.HttpRequest) -> func.HttpResponse:
     def run() -> Reply:
-        from shared.http_api import require_admin
-
-        s, p = _ctx(req)
-        require_admin(p, "revoke another user's enrollment")
-        return Reply(202, s.revocation.request(p, req.route_params["userKey"], reason="revoked by an administrator"))
+        s, p = _ctx(req, admin="revoke another user's enrollment")
+        return Reply(202, s.revocation.request(p, route_key(req.route_params, "userKey"), reason="revoked by an administrator"))
     return _respond(run)
 
 
 @bp.route(route="admin/receipts/{receiptId}", methods=["GET"], auth_level=ANON)
 def receipt(req: func.HttpRequest) -> func.HttpResponse:
     def run() -> Reply:
-        s, p = _ctx(req)
-        return Reply(200, s.revocation.receipt(p, req.route_params["receiptId"]))
+        s, p = _ctx(req, admin="read deletion receipts")
+        return Reply(200, s.revocation.receipt(p, route_key(req.route_params, "receiptId")))
     return _respond(run)
 
 
 @bp.route(route="admin/purge", methods=["POST"], auth_level=ANON)
 def purge_now(req: func.HttpRequest) -> func.HttpResponse:
     def run() -> Reply:
-        from shared.http_api import json_body, require_admin
+        from shared.http_api import json_body
 
-        s, p = _ctx(req)
-        require_admin(p, "run the purge")
+        s, _p = _ctx(req, admin="run the purge")
         dry_run = json_body(req.get_body()).get("dryRun", True) is not False
         return Reply(200, s.purge.run(dry_run=dry_run, trigger="admin"))
     return _respond(run)
@@ -131,10 +135,9 @@ def purge_now(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="admin/reenrollments", methods=["POST"], auth_level=ANON)
 def start_reenrollment(req: func.HttpRequest) -> func.HttpResponse:
     def run() -> Reply:
-        from shared.http_api import json_body, require_admin
+        from shared.http_api import json_body
 
-        s, p = _ctx(req)
-        require_admin(p, "start a re-enrollment")
+        s, p = _ctx(req, admin="start a re-enrollment")
         model = json_body(req.get_body()).get("recognitionModel")
         return Reply(202, s.reenrollment.start(recognition_model=model, requested_by=p.user_key))
     return _respond(run)
@@ -143,20 +146,14 @@ def start_reenrollment(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="admin/reenrollments/{runId}", methods=["GET"], auth_level=ANON)
 def reenrollment_progress(req: func.HttpRequest) -> func.HttpResponse:
     def run() -> Reply:
-        from shared.http_api import require_admin
-
-        s, p = _ctx(req)
-        require_admin(p, "read re-enrollment progress")
-        return Reply(200, s.reenrollment.progress(req.route_params["runId"]))
+        s, _p = _ctx(req, admin="read re-enrollment progress")
+        return Reply(200, s.reenrollment.progress(route_key(req.route_params, "runId")))
     return _respond(run)
 
 
 @bp.route(route="admin/reenrollments/{runId}/resume", methods=["POST"], auth_level=ANON)
 def resume_reenrollment(req: func.HttpRequest) -> func.HttpResponse:
     def run() -> Reply:
-        from shared.http_api import require_admin
-
-        s, p = _ctx(req)
-        require_admin(p, "resume a re-enrollment")
-        return Reply(202, s.reenrollment.resume(p, req.route_params["runId"]))
+        s, p = _ctx(req, admin="resume a re-enrollment")
+        return Reply(202, s.reenrollment.resume(p, route_key(req.route_params, "runId")))
     return _respond(run)

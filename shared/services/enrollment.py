@@ -320,13 +320,13 @@ class EnrollmentService:
         self.training.request()
         kept = self._dispose(current, upload, content=image.data)
         self._finish(user_key, upload_id, dom.ACCEPTED, kept=kept)
-        log.info("upload %s accepted", upload_id)
+        log.info("upload accepted")  # no upload id: it names a blob of one person (the invocation id correlates)
         return "accepted"
 
     def _reject(self, user_key: str, upload: dict[str, Any], blob_name: str, *, codes: Any, reasons: Any) -> str:
         self._photos.delete_upload(blob_name)
         self._finish(user_key, str(upload["RowKey"]), dom.REJECTED, codes=tuple(codes), reasons=tuple(reasons))
-        log.info("upload %s rejected: %s", upload["RowKey"], ",".join(codes))
+        log.info("upload rejected: %s", ",".join(codes))
         return "rejected"
 
     def _finish(self, user_key: str, upload_id: str, status: str, *, codes: tuple[str, ...] = (),

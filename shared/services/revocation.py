@@ -40,7 +40,8 @@ from shared.settings import Settings
 
 log = logging.getLogger("shared.revocation")
 
-HR_SCHEMA = Path(__file__).resolve().parents[2] / "docs" / "hr-events.schema.json"
+# Package data beside the code: the deployment package ships shared/ but not docs/.
+HR_SCHEMA = Path(__file__).resolve().parents[1] / "contracts" / "hr-events.schema.json"
 RECEIPT_NAMESPACE = uuid.UUID("6f1c3e1a-8d52-4b0e-9a55-1d7f0c2b9e41")
 
 
@@ -113,7 +114,9 @@ class RevocationService:
         errors = sorted(_hr_validator().iter_errors(event), key=lambda e: list(e.path))
         if errors:
             where = "/".join(str(p) for p in errors[0].path) or "(root)"
-            reason = f"HR event does not match docs/hr-events.schema.json at {where}: {errors[0].message[:200]}"
+            # The keyword, never the validator's message: that message quotes the value (an employee id).
+            reason = (f"HR event does not match shared/contracts/hr-events.schema.json at {where}: "
+                      f"the '{errors[0].validator}' rule fails")
             self._reject_hr(message_id, delivery_count, reason)
             raise MessageRejected(reason)
         if event["type"] not in self._settings.termination_event_types:
