@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-#: What the front end's upload sends: the blob type (required by Put Blob), its content type and,
-#: to make the SAS's create-only rule explicit, If-None-Match: *.
-UPLOAD_HEADERS = ("x-ms-blob-type", "content-type", "if-none-match")
+#: What the front end's upload sends: the blob type (required by Put Blob) and its content type.
+#: A subset of the Azure rule (infra/app/storage.bicep), which also lets SDK clients send their
+#: x-ms-version/x-ms-date/x-ms-client-request-id headers.
+UPLOAD_HEADERS = ("x-ms-blob-type", "content-type")
 MAX_AGE_SECONDS = 600
 
 

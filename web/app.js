@@ -158,12 +158,17 @@ function wipePage() {
   for (const id of ["who-name", "mydata-status", "mydata-consent", "mydata-keep", "withdrawn-receipt", "alert"]) $(id).textContent = "";
 }
 
-function signOut() {
+async function signOut() {
   if (state.signingOut) return;
   state.signingOut = true;
   stopIdleTimer();
   wipePage();
+  // The signed-out page's Clear-Site-Data does this too; done here as well, so nothing depends on
+  // that page being reachable (App Service Authentication may refuse it without a session).
   try { sessionStorage.clear(); localStorage.clear(); } catch { /* storage may be disabled */ }
+  try {
+    if (window.caches) for (const key of await window.caches.keys()) await window.caches.delete(key);
+  } catch { /* Cache Storage unavailable: nothing stored there */ }
   const after = new URL("signed-out.html", window.location.href).pathname + window.location.search;
   window.location.replace(`${state.config.signOutPath}?post_logout_redirect_uri=${encodeURIComponent(after)}`);
 }
