@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from shared.bootstrap import build  # noqa: E402
+from shared.commands import RunPurge  # noqa: E402
 from shared.domain.enrollment import iso, ledger_row_key  # noqa: E402
 from shared.domain.erasure import day_key, minute_key  # noqa: E402
 from shared.settings import Settings  # noqa: E402
@@ -157,7 +158,7 @@ def run(azurite: Any) -> int:
 
     services = build(settings, clock=lambda: now, face=EmptyFace())
     t = time.perf_counter()
-    report = services.purge.run(dry_run=True, trigger="bench")
+    report = services.purge.run(RunPurge(dry_run=True, trigger="bench")).as_json()
     took = time.perf_counter() - t
     swept = (report["stepMs"]["expiredConsents"] + report["stepMs"]["staleUploads"]) / 1000
     due = report["expiredConsents"] + report["staleUploads"]

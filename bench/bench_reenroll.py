@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from local.stack import running_stack  # noqa: E402
 from shared.bootstrap import build  # noqa: E402
+from shared.commands import GrantConsent  # noqa: E402
 from shared.domain.principal import Principal  # noqa: E402
 from shared.settings import Settings  # noqa: E402
 from tests.fixtures.app_stack import principal_header  # noqa: E402
@@ -32,12 +33,12 @@ from tests.fixtures.app_stack import principal_header  # noqa: E402
 
 def setup_users(settings: Settings, users: int, photos: int) -> None:
     services = build(settings)
-    services.enrollment.groups.active()  # the recognition_04 group the run moves away from
+    services.groups.active()  # the recognition_04 group the run moves away from
     terms = services.consent.terms().version
 
     def one(i: int) -> None:
         p = Principal(user_key=f"bench-{i:06d}", hr_key=None, is_admin=False, mfa=True, roles=frozenset())
-        services.consent.grant(p, {"termsVersion": terms, "accepted": True, "storePhotos": True}, client="bench")
+        services.consent.grant(GrantConsent(p, terms, True, "bench"))
         found = services.records.get("users", p.user_key, "user")
         token = found[0]["keptToken"]
         for j in range(photos):

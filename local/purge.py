@@ -38,13 +38,14 @@ def via_host(url: str, *, dry_run: bool) -> dict[str, Any]:
 
 def in_process(*, dry_run: bool) -> dict[str, Any]:
     from shared.bootstrap import build
+    from shared.commands import RunPurge
     from shared.settings import Settings, local_environment
 
     env = dict(os.environ)
     if not env.get("PhotoStorage") and not env.get("PhotoStorage__tableServiceUri"):
         for key, value in local_environment().items():
             env.setdefault(key, value)
-    report: dict[str, Any] = build(Settings.from_env(env)).purge.run(dry_run=dry_run, trigger="cli")
+    report: dict[str, Any] = build(Settings.from_env(env)).purge.run(RunPurge(dry_run=dry_run, trigger="cli")).as_json()
     return report
 
 

@@ -8,5 +8,6 @@ echo "== ruff"
 $PY -m ruff check .
 echo "== mypy (strict on shared/)"
 $PY -m mypy shared function_app.py functions local
-echo "== pytest (unit, integration, e2e)"
-$PY -m pytest -q "$@"
+echo "== pytest (unit, service, contract, integration, e2e), with branch coverage of shared/"
+# The service tier's properties run at least 2,000 examples each here (tests/service/support.py).
+HYPOTHESIS_PROFILE=ci $PY -m pytest -q --cov=shared --cov-branch --cov-report=term:skip-covered --cov-fail-under=90 "$@"

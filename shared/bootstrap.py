@@ -10,51 +10,77 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.settings import Settings
+
+if TYPE_CHECKING:  # types only: the modules are imported on first build (cold start)
+    from shared.adapters.repositories import Repositories
+    from shared.ports import FacePort, MessagePublisherPort, PhotoStorePort, RecordStorePort
+    from shared.services.audit import AuditLog
+    from shared.services.consent import ConsentService
+    from shared.services.enrollment import EnrollmentService
+    from shared.services.groups import GroupDirectory, TrainingCoordinator
+    from shared.services.purge import PurgeService
+    from shared.services.reenrollment import ReenrollmentService
+    from shared.services.revocation import RevocationService
+
+Clock = Callable[[], datetime]
 
 
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Services:
     settings: Settings
-    records: Any
-    photos: Any
-    face: Any
-    publisher: Any
-    audit: Any
-    consent: Any
-    enrollment: Any
-    revocation: Any
-    purge: Any
-    reenrollment: Any
+    records: RecordStorePort
+    repos: Repositories
+    photos: PhotoStorePort
+    face: FacePort
+    publisher: MessagePublisherPort
+    audit: AuditLog
+    groups: GroupDirectory
+    training: TrainingCoordinator
+    consent: ConsentService
+    enrollment: EnrollmentService
+    revocation: RevocationService
+    purge: PurgeService
+    reenrollment: ReenrollmentService
 
 
-def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now, face: Any = None, records: Any = None,
-          photos: Any = None, publisher: Any = None, credential: Any = None) -> Services:
-    """Adapters from settings; tests may pass their own (a fake for pure logic, a real one elsewhere)."""
+def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None = None,
+          records: RecordStorePort | None = None, photos: PhotoStorePort | None = None,
+          publisher: MessagePublisherPort | None = None, credential: Any = None) -> Services:
+    """Adapters from settings, except those given: tests pass in-memory fakes (tests/fakes.py) or
+    real adapters wrapped with faults. Nothing is connected here; adapters connect on first use."""
     from shared.adapters.azure_storage import StorageClients
-    from shared.adapters.blob_photos import BlobPhotoStore
-    from shared.adapters.face_rest import FaceRestClient
-    from shared.adapters.table_records import TableRecords
+    from shared.adapters.repositories import Repositories
     from shared.logging_policy import quiet_sdk_logging
     from shared.services.audit import AuditLog
     from shared.services.consent import ConsentService
     from shared.services.enrollment import EnrollmentService
+    from shared.services.groups import GroupDirectory, PersonFactory, TrainingCoordinator
     from shared.services.purge import PurgeService
     from shared.services.reenrollment import ReenrollmentService
     from shared.services.revocation import RevocationService
 
     quiet_sdk_logging()  # the operator CLIs build services without importing function_app
     clients = StorageClients(settings, credential=credential)
-    records = records or TableRecords(clients, prefix=settings.table_prefix)
-    photos = photos or BlobPhotoStore(clients, uploads_container=settings.uploads_container,
-                                      kept_container=settings.kept_photos_container)
-    face = face or FaceRestClient.from_settings(settings)
+    if records is None:
+        from shared.adapters.table_records import TableRecords
+
+        records = TableRecords(clients, prefix=settings.table_prefix)
+    if photos is None:
+        from shared.adapters.blob_photos import BlobPhotoStore
+
+        photos = BlobPhotoStore(clients, uploads_container=settings.uploads_container,
+                                kept_container=settings.kept_photos_container)
+    if face is None:
+        from shared.adapters.face_rest import FaceRestClient
+
+        face = FaceRestClient.from_settings(settings)
     if publisher is None:
         if settings.uses_storage_queue_bus:
             from shared.adapters.storage_queue_bus import StorageQueueBus
@@ -65,17 +91,23 @@ def build(settings: Settings, *, clock: Callable[[], datetime] = utc_now, face: 
 
             publisher = ServiceBusPublisher(fully_qualified_namespace=str(settings.servicebus_namespace),
                                             credential=credential or clients.credential())
-    audit = AuditLog(records, clock=clock)
-    consent = ConsentService(records, photos, audit, clock=clock)
-    enrollment = EnrollmentService(records=records, photos=photos, face=face, consent=consent, audit=audit,
-                                   settings=settings, clock=clock)
-    revocation = RevocationService(records=records, photos=photos, face=face, consent=consent, audit=audit,
+    repos = Repositories(records)
+    audit = AuditLog(repos, clock=clock)
+    consent = ConsentService(repos, photos, audit, clock=clock)
+    groups = GroupDirectory(repos, face, settings, clock=clock)
+    training = TrainingCoordinator(groups, face, clock=clock, coalesce_seconds=settings.training_coalesce_seconds)
+    persons = PersonFactory(repos, face)
+    enrollment = EnrollmentService(repos=repos, photos=photos, face=face, consent=consent, audit=audit, groups=groups,
+                                   training=training, persons=persons, settings=settings, clock=clock)
+    revocation = RevocationService(repos=repos, photos=photos, face=face, consent=consent, audit=audit,
                                    publisher=publisher, settings=settings, clock=clock)
-    purge = PurgeService(records=records, photos=photos, face=face, revocation=revocation, audit=audit,
-                         enrollment=enrollment, settings=settings, clock=clock)
-    reenrollment = ReenrollmentService(records=records, photos=photos, face=face, audit=audit, publisher=publisher,
-                                       enrollment=enrollment, settings=settings, clock=clock)
-    return Services(settings, records, photos, face, publisher, audit, consent, enrollment, revocation, purge, reenrollment)
+    purge = PurgeService(repos=repos, photos=photos, face=face, revocation=revocation, audit=audit, groups=groups,
+                         training=training, settings=settings, clock=clock)
+    reenrollment = ReenrollmentService(repos=repos, photos=photos, face=face, audit=audit, publisher=publisher,
+                                       consent=consent, groups=groups, persons=persons, settings=settings, clock=clock)
+    return Services(settings=settings, records=records, repos=repos, photos=photos, face=face, publisher=publisher,
+                    audit=audit, groups=groups, training=training, consent=consent, enrollment=enrollment,
+                    revocation=revocation, purge=purge, reenrollment=reenrollment)
 
 
 _lock = threading.Lock()

@@ -95,9 +95,59 @@ class RecordExists(RecordError):
     """Insert of a record that already exists."""
 
 
-# --- application outcomes mapped by the entry points ----------------------------------------------
+# --- photos (Blob storage) ------------------------------------------------------------------------
+class PhotoNotFound(FaceEnrollmentError):
+    """A kept photo that is not (or no longer) there."""
+
+
+# --- domain outcomes: raised by services, mapped by the edge ----------------------------------------
+class DomainError(FaceEnrollmentError):
+    """A request or message the domain refuses. The services raise these; they know nothing of HTTP.
+
+    shared/http_api.py maps each class to an HTTP status (one table), and shared/envelopes.py maps
+    each to a message outcome (dead-letter, complete). ``code`` is the stable machine-readable code,
+    ``reason`` a sentence the caller can act on, ``details`` extra fields for the error body.
+    """
+
+    default_code = "BadRequest"
+
+    def __init__(self, reason: str, *, code: str | None = None, **details: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code or self.default_code
+        self.details = details
+
+
+class Invalid(DomainError):
+    """The request or message is malformed or out of range: it will never succeed as it is."""
+
+
+class Forbidden(DomainError):
+    """The caller may not do this (not an administrator, not their own record)."""
+
+    default_code = "Forbidden"
+
+
+class ConsentRequired(DomainError):
+    """The action needs consent in force to the current terms."""
+
+    default_code = "ConsentRequired"
+
+
+class NotFound(DomainError):
+    default_code = "NotFound"
+
+
+class Conflict(DomainError):
+    """The state does not allow it now (stale terms, a run already going, nothing to resume)."""
+
+    default_code = "Conflict"
+
+
+# --- edge outcomes ---------------------------------------------------------------------------------
 class RequestRejected(FaceEnrollmentError):
-    """A caller's request that cannot be served; ``status`` is the HTTP status to answer with."""
+    """An HTTP-only refusal raised at the edge (shared/http_api.py), never by a service; ``status`` is the
+    HTTP status to answer with. Domain refusals are ``DomainError``s."""
 
     def __init__(self, reason: str, *, status: int = 400, code: str = "BadRequest", **details: str) -> None:
         super().__init__(reason)

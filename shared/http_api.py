@@ -5,16 +5,41 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from shared import commands
 from shared.domain.principal import Principal, PrincipalError, parse_principal, require_mfa, usable_key
-from shared.errors import FaceTransientError, RecordConflict, RequestRejected, TransientFailure
+from shared.errors import (
+    Conflict,
+    ConsentRequired,
+    DomainError,
+    FaceTransientError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    RecordConflict,
+    RequestRejected,
+    TransientFailure,
+)
 from shared.settings import Settings
 
 log = logging.getLogger("shared.http")
 
 PRINCIPAL_HEADER = "X-MS-CLIENT-PRINCIPAL"
+
+#: The one table from domain errors to HTTP statuses (the most specific class first).
+STATUS_FOR: tuple[tuple[type[DomainError], int], ...] = (
+    (Invalid, 400),
+    (Forbidden, 403),
+    (ConsentRequired, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+)
+
+
+def status_for(exc: DomainError) -> int:
+    return next((status for cls, status in STATUS_FOR if isinstance(exc, cls)), 400)
 
 
 class AuthenticationNotConfigured(Exception):
@@ -76,20 +101,20 @@ def route_key(params: Mapping[str, str], name: str) -> str:
     if usable_key(value):
         return value
     if name == "userKey":
-        raise RequestRejected("userKey is not a user key this service could hold: it is empty, too long, or "
-                              "contains / \\ # ? or a control character.", status=400)
-    raise RequestRejected(f"No such {name[:-2] if name.endswith('Id') else name}.", status=404, code="NotFound")
+        raise Invalid("userKey is not a user key this service could hold: it is empty, too long, or "
+                      "contains / \\ # ? or a control character.")
+    raise NotFound(f"No such {name[:-2] if name.endswith('Id') else name}.")
 
 
 def json_body(raw: bytes) -> dict[str, Any]:
     try:
         doc = json.loads(raw or b"{}")
     except ValueError as exc:
-        raise RequestRejected("The request body is not valid JSON.", status=400) from exc
+        raise Invalid("The request body is not valid JSON.") from exc
     except RecursionError as exc:  # "[[[[...": too deep to parse is a bad request, not a 500
-        raise RequestRejected("The request body is nested too deeply.", status=400) from exc
+        raise Invalid("The request body is nested too deeply.") from exc
     if not isinstance(doc, dict):
-        raise RequestRejected("The request body must be a JSON object.", status=400)
+        raise Invalid("The request body must be a JSON object.")
     return doc
 
 
@@ -104,10 +129,14 @@ def handle(action: Callable[[], Reply]) -> Reply:
     except PrincipalError as exc:
         return Reply(exc.status, {"error": {"code": "Unauthorized" if exc.status == 401 else "Forbidden",
                                             "message": exc.reason}})
-    except RequestRejected as exc:
+    except DomainError as exc:
         error: dict[str, Any] = {"code": exc.code, "message": exc.reason}
         error.update(exc.details)
-        return Reply(exc.status, {"error": error})
+        return Reply(status_for(exc), {"error": error})
+    except RequestRejected as exc:
+        rejected: dict[str, Any] = {"code": exc.code, "message": exc.reason}
+        rejected.update(exc.details)
+        return Reply(exc.status, {"error": rejected})
     except (TransientFailure, FaceTransientError, RecordConflict):
         return Reply(503, {"error": {"code": "TryAgain", "message": "The service is busy; try again in a moment."}},
                      {"Retry-After": "2"})
@@ -120,4 +149,55 @@ def handle(action: Callable[[], Reply]) -> Reply:
 
 def require_admin(principal: Principal, action: str) -> None:
     if not principal.is_admin:
-        raise RequestRejected(f"Only administrators can {action}.", status=403, code="Forbidden")
+        raise Forbidden(f"Only administrators can {action}.")
+
+
+# --- request bodies to commands (validated here; the services trust their commands) ---------------------
+def grant_consent(principal: Principal, body: Mapping[str, Any], *, client: str) -> commands.GrantConsent:
+    version = body.get("termsVersion")
+    if not isinstance(version, str) or not version:
+        raise Invalid("termsVersion is required.")
+    if body.get("accepted") is not True:
+        raise Invalid("accepted must be true to consent; to withdraw, use DELETE /api/enrollment.")
+    store = body.get("storePhotos")
+    if not isinstance(store, bool):
+        raise Invalid("storePhotos must be true or false.")
+    return commands.GrantConsent(principal, version, store, client)
+
+
+def create_uploads(principal: Principal, body: Mapping[str, Any]) -> commands.CreateUploads:
+    count = body.get("count")
+    # JSON Schema's integer includes 3.0, and so does this API (docs/openapi.json says so).
+    if isinstance(count, float) and count.is_integer():
+        count = int(count)
+    if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 5:
+        raise Invalid("count must be a whole number from 1 to 5.")
+    return commands.CreateUploads(principal, count)
+
+
+def grant_override(admin: Principal, user_key: str, body: Mapping[str, Any]) -> commands.GrantOverride:
+    """``admin`` was authorised by principal_from(admin=...)."""
+    reason = body.get("reason")
+    hours = body.get("expiresInHours")
+    if not isinstance(reason, str) or not reason.strip():
+        raise Invalid("reason is required: say why the quality checks may be skipped.")
+    if not isinstance(hours, (int, float)) or isinstance(hours, bool) or not 0 < hours <= 168:
+        raise Invalid("expiresInHours must be a number greater than 0 and at most 168.")
+    return commands.GrantOverride(admin, user_key, reason[:500], float(hours))
+
+
+def start_reenrollment(admin: Principal, body: Mapping[str, Any], *, supported: Sequence[str]) -> commands.StartReenrollment:
+    """Only a model the Face service supports (FACE_RECOGNITION_MODELS): any other could never start,
+    and would hold the re-enrollment lock until someone cancelled it."""
+    model = body.get("recognitionModel")
+    if not isinstance(model, str) or model not in supported:
+        raise Invalid(f"recognitionModel must be one of {', '.join(supported)}.")
+    return commands.StartReenrollment(model, admin.user_key)
+
+
+def run_purge(body: Mapping[str, Any]) -> commands.RunPurge:
+    # A missing dryRun is a dry run; anything but a boolean is refused rather than guessed at.
+    dry_run = body.get("dryRun", True)
+    if not isinstance(dry_run, bool):
+        raise Invalid("dryRun must be true or false.")
+    return commands.RunPurge(dry_run=dry_run, trigger="admin")

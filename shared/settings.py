@@ -69,6 +69,10 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "Local emulator only: sent as Ocp-Apim-Subscription-Key. Unset in Azure, where an Entra token is used "
                 "(the Face account has local auth disabled)."),
     SettingSpec("FACE_RECOGNITION_MODEL", "recognition_04", "both", "Recognition model for new groups and detection."),
+    SettingSpec("FACE_RECOGNITION_MODELS", "recognition_01,recognition_02,recognition_03,recognition_04", "both",
+                "Recognition models a re-enrollment may move to: those the Face service supports "
+                "(https://learn.microsoft.com/azure/ai-services/computer-vision/how-to/specify-recognition-model). "
+                "The local stack adds the emulator's `recognition_05`."),
     SettingSpec("FACE_DETECTION_MODEL", "detection_03", "both", "Detection model for detect and add-face."),
     SettingSpec("FACE_CALLS_PER_SECOND", "10", "both", "Face call budget that re-enrollment shapes its fan-out to."),
     SettingSpec("FACE_TIMEOUT_SECONDS", "10", "both", "Timeout of one Face HTTP call."),
@@ -148,6 +152,7 @@ class Settings:
     face_api_version: str = "v1.2"
     face_key: str | None = None
     recognition_model: str = "recognition_04"
+    recognition_models: tuple[str, ...] = ("recognition_01", "recognition_02", "recognition_03", "recognition_04")
     detection_model: str = "detection_03"
     face_calls_per_second: float = 10.0
     face_timeout_seconds: float = 10.0
@@ -200,6 +205,7 @@ class Settings:
             face_api_version=_str(e, "FACE_API_VERSION"),
             face_key=_opt(e, "FACE_KEY"),
             recognition_model=_str(e, "FACE_RECOGNITION_MODEL"),
+            recognition_models=tuple(m.strip() for m in _str(e, "FACE_RECOGNITION_MODELS").split(",") if m.strip()),
             detection_model=_str(e, "FACE_DETECTION_MODEL"),
             face_calls_per_second=_float(e, "FACE_CALLS_PER_SECOND"),
             face_timeout_seconds=_float(e, "FACE_TIMEOUT_SECONDS"),
@@ -254,4 +260,6 @@ def local_environment(*, blob: int = 10000, queue: int = 10001, table: int = 100
         "PRINCIPAL_SOURCE": "local",
         "FACE_ENDPOINT": f"http://127.0.0.1:{face_port}",
         "FACE_KEY": face_key,
+        # The emulator's stand-in for "the next model" (local/face_api --extra-models recognition_05).
+        "FACE_RECOGNITION_MODELS": "recognition_01,recognition_02,recognition_03,recognition_04,recognition_05",
     }

@@ -60,21 +60,21 @@ def consent_terms(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="consent", methods=["POST"], auth_level=ANON)
 def consent(req: func.HttpRequest) -> func.HttpResponse:
     def run() -> Reply:
-        from shared.http_api import json_body
+        from shared.http_api import grant_consent, json_body
 
         s, p = _ctx(req, mfa=True)
         client = req.headers.get("x-client-id") or req.headers.get("user-agent") or "unknown"
-        return Reply(201, s.consent.grant(p, json_body(req.get_body()), client=client))
+        return Reply(201, s.consent.grant(grant_consent(p, json_body(req.get_body()), client=client)).as_json())
     return _respond(run)
 
 
 @bp.route(route="enrollment/uploads", methods=["POST"], auth_level=ANON)
 def create_uploads(req: func.HttpRequest) -> func.HttpResponse:
     def run() -> Reply:
-        from shared.http_api import json_body
+        from shared.http_api import create_uploads, json_body
 
         s, p = _ctx(req, mfa=True)
-        return Reply(201, s.enrollment.create_uploads(p, json_body(req.get_body()).get("count")))
+        return Reply(201, s.enrollment.create_uploads(create_uploads(p, json_body(req.get_body()))).as_json())
     return _respond(run)
 
 
@@ -82,64 +82,70 @@ def create_uploads(req: func.HttpRequest) -> func.HttpResponse:
 def enrollment_status(req: func.HttpRequest) -> func.HttpResponse:
     def run() -> Reply:
         s, p = _ctx(req)
-        return Reply(200, s.enrollment.status(p.user_key))
+        return Reply(200, s.enrollment.status(p.user_key).as_json())
     return _respond(run)
 
 
 @bp.route(route="enrollment", methods=["DELETE"], auth_level=ANON)
 def revoke_own(req: func.HttpRequest) -> func.HttpResponse:
     def run() -> Reply:
+        from shared.commands import RequestRevocation
+
         s, p = _ctx(req)
-        return Reply(202, s.revocation.request(p, p.user_key, reason="withdrawn by the user"))
+        return Reply(202, s.revocation.request(RequestRevocation(p, p.user_key, "withdrawn by the user")).as_json())
     return _respond(run)
 
 
 @bp.route(route="admin/users/{userKey}/quality-override", methods=["POST"], auth_level=ANON)
 def quality_override(req: func.HttpRequest) -> func.HttpResponse:
     def run() -> Reply:
-        from shared.http_api import json_body
+        from shared.http_api import grant_override, json_body
 
         s, p = _ctx(req, admin="grant a quality override")
-        body = json_body(req.get_body())
-        return Reply(201, s.enrollment.grant_override(p, route_key(req.route_params, "userKey"), body))
+        command = grant_override(p, route_key(req.route_params, "userKey"), json_body(req.get_body()))
+        return Reply(201, s.enrollment.grant_override(command).as_json())
     return _respond(run)
 
 
 @bp.route(route="admin/users/{userKey}/revoke", methods=["POST"], auth_level=ANON)
 def admin_revoke(req: func.HttpRequest) -> func.HttpResponse:
     def run() -> Reply:
+        from shared.commands import RequestRevocation
+
         s, p = _ctx(req, admin="revoke another user's enrollment")
-        return Reply(202, s.revocation.request(p, route_key(req.route_params, "userKey"), reason="revoked by an administrator"))
+        command = RequestRevocation(p, route_key(req.route_params, "userKey"), "revoked by an administrator")
+        return Reply(202, s.revocation.request(command).as_json())
     return _respond(run)
 
 
 @bp.route(route="admin/receipts/{receiptId}", methods=["GET"], auth_level=ANON)
 def receipt(req: func.HttpRequest) -> func.HttpResponse:
     def run() -> Reply:
+        from shared.commands import ReadReceipt
+
         s, p = _ctx(req, admin="read deletion receipts")
-        return Reply(200, s.revocation.receipt(p, route_key(req.route_params, "receiptId")))
+        return Reply(200, s.revocation.receipt(ReadReceipt(p, route_key(req.route_params, "receiptId"))).as_json())
     return _respond(run)
 
 
 @bp.route(route="admin/purge", methods=["POST"], auth_level=ANON)
 def purge_now(req: func.HttpRequest) -> func.HttpResponse:
     def run() -> Reply:
-        from shared.http_api import json_body
+        from shared.http_api import json_body, run_purge
 
         s, _p = _ctx(req, admin="run the purge")
-        dry_run = json_body(req.get_body()).get("dryRun", True) is not False
-        return Reply(200, s.purge.run(dry_run=dry_run, trigger="admin"))
+        return Reply(200, s.purge.run(run_purge(json_body(req.get_body()))).as_json())
     return _respond(run)
 
 
 @bp.route(route="admin/reenrollments", methods=["POST"], auth_level=ANON)
 def start_reenrollment(req: func.HttpRequest) -> func.HttpResponse:
     def run() -> Reply:
-        from shared.http_api import json_body
+        from shared.http_api import json_body, start_reenrollment
 
         s, p = _ctx(req, admin="start a re-enrollment")
-        model = json_body(req.get_body()).get("recognitionModel")
-        return Reply(202, s.reenrollment.start(recognition_model=model, requested_by=p.user_key))
+        command = start_reenrollment(p, json_body(req.get_body()), supported=s.settings.recognition_models)
+        return Reply(202, s.reenrollment.start(command).as_json())
     return _respond(run)
 
 
@@ -147,13 +153,25 @@ def start_reenrollment(req: func.HttpRequest) -> func.HttpResponse:
 def reenrollment_progress(req: func.HttpRequest) -> func.HttpResponse:
     def run() -> Reply:
         s, _p = _ctx(req, admin="read re-enrollment progress")
-        return Reply(200, s.reenrollment.progress(route_key(req.route_params, "runId")))
+        return Reply(200, s.reenrollment.progress(route_key(req.route_params, "runId")).as_json())
     return _respond(run)
 
 
 @bp.route(route="admin/reenrollments/{runId}/resume", methods=["POST"], auth_level=ANON)
 def resume_reenrollment(req: func.HttpRequest) -> func.HttpResponse:
     def run() -> Reply:
+        from shared.commands import ResumeReenrollment
+
         s, p = _ctx(req, admin="resume a re-enrollment")
-        return Reply(202, s.reenrollment.resume(p, route_key(req.route_params, "runId")))
+        return Reply(202, s.reenrollment.resume(ResumeReenrollment(p, route_key(req.route_params, "runId"))).as_json())
+    return _respond(run)
+
+
+@bp.route(route="admin/reenrollments/{runId}/cancel", methods=["POST"], auth_level=ANON)
+def cancel_reenrollment(req: func.HttpRequest) -> func.HttpResponse:
+    def run() -> Reply:
+        from shared.commands import CancelReenrollment
+
+        s, p = _ctx(req, admin="cancel a re-enrollment")
+        return Reply(202, s.reenrollment.cancel(CancelReenrollment(p, route_key(req.route_params, "runId"))).as_json())
     return _respond(run)

@@ -11,7 +11,8 @@ bp = func.Blueprint()
                  source=func.BlobSource.EVENT_GRID)
 def enroll(upload: func.InputStream) -> None:
     from shared.bootstrap import services
+    from shared.commands import ProcessUpload
 
     # The host passes "<container>/<blob name>"; the service decides everything else, and raises
     # only for transient failures, which Event Grid then redelivers.
-    services().enrollment.process_upload(blob_name=(upload.name or "").split("/", 1)[-1], content=upload.read())
+    services().enrollment.process_upload(ProcessUpload((upload.name or "").split("/", 1)[-1], upload.read()))

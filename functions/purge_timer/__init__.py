@@ -10,5 +10,6 @@ bp = func.Blueprint()
 @bp.timer_trigger(arg_name="timer", schedule="%PURGE_SCHEDULE%", run_on_startup=False, use_monitor=True)
 def purge_timer(timer: func.TimerRequest) -> None:
     from shared.bootstrap import services
+    from shared.commands import RunPurge
 
-    services().purge.run(dry_run=False, trigger="timer")
+    services().purge.run(RunPurge(dry_run=False, trigger="timer"))

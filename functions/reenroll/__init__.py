@@ -10,12 +10,19 @@ bp = func.Blueprint()
 @bp.service_bus_queue_trigger(arg_name="msg", queue_name="%MODEL_UPDATES_QUEUE%", connection="ServiceBusConnection")
 def reenroll_start(msg: func.ServiceBusMessage) -> None:
     from shared.bootstrap import services
+    from shared.envelopes import decode_control, deliver
 
-    services().reenrollment.handle_control(msg.get_body(), message_id=msg.message_id or "")
+    s = services()
+    deliver(msg.get_body(), decode_control, s.reenrollment.control, audit=s.audit,
+            source=s.settings.model_updates_queue, message_id=msg.message_id or "",
+            delivery_count=msg.delivery_count or 1)
 
 
 @bp.service_bus_queue_trigger(arg_name="msg", queue_name="%REENROLL_WORK_QUEUE%", connection="ServiceBusConnection")
 def reenroll_work(msg: func.ServiceBusMessage) -> None:
     from shared.bootstrap import services
+    from shared.envelopes import decode_work, deliver
 
-    services().reenrollment.handle_work(msg.get_body(), message_id=msg.message_id or "")
+    s = services()
+    deliver(msg.get_body(), decode_work, s.reenrollment.work, audit=s.audit, source=s.settings.reenroll_work_queue,
+            message_id=msg.message_id or "", delivery_count=msg.delivery_count or 1)

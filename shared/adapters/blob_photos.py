@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from shared.adapters.azure_storage import StorageClients
+from shared.errors import PhotoNotFound
 
 
 class BlobPhotoStore:
@@ -37,7 +38,14 @@ class BlobPhotoStore:
         self._clients.container(self._kept).upload_blob(kept_name, data, overwrite=True)
 
     def read_kept(self, kept_name: str) -> bytes:
-        return bytes(self._clients.container(self._kept).download_blob(kept_name).readall())
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            return bytes(self._clients.container(self._kept).download_blob(kept_name).readall())
+        except ResourceNotFoundError:
+            pass
+        # Raised outside the except block: no SDK internals (or blob URLs) are chained to it.
+        raise PhotoNotFound("kept photo not found")
 
     def list_kept(self, prefix: str = "") -> list[str]:
         return [b.name for b in self._clients.container(self._kept).list_blobs(name_starts_with=prefix or None)]

@@ -15,16 +15,17 @@ checked against their exact time. Index rows are hints: the ledger and the uploa
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import uuid
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
-TABLE_CONSENT_BY_DAY = "consentbyday"
-TABLE_UPLOADS_BY_MINUTE = "uploadsbyminute"
+from shared.domain.enrollment import latest_entry, latest_grant, parse_iso
+from shared.domain.records import LedgerEntry, SupersededGroup, Upload, User
 
-#: State-table rows written by the re-enrollment switch.
-SUPERSEDED_GROUP_PK = "supersededgroup"
-REENROLL_ROW = ("reenroll", "current")
+__all__ = ["latest_entry", "latest_grant"]
+
+#: Request ids and receipt ids are uuid5 in this namespace, so a replay computes the same ids.
+RECEIPT_NAMESPACE = uuid.UUID("6f1c3e1a-8d52-4b0e-9a55-1d7f0c2b9e41")
 
 ERASE, STALE, NOT_DUE = "erase", "stale", "notDue"
 
@@ -50,22 +51,21 @@ def minutes_through(at: datetime) -> str:
     return minute_key(at + timedelta(minutes=1))
 
 
-def _at(text: Any) -> datetime | None:
-    if not isinstance(text, str) or not text:
-        return None
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+def revocation_request_id(user_key: str, grant_entry_id: str) -> str:
+    """One consent, one erasure: a user's, an admin's and the retention purge's revocation of the same
+    grant share this id, so duplicate detection drops repeats and there is one receipt."""
+    return uuid.uuid5(RECEIPT_NAMESPACE, f"{user_key}|{grant_entry_id}").hex
 
 
-def latest_entry(ledger: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    return max(ledger, key=lambda e: str(e["RowKey"])) if ledger else None
+def hr_request_id(source: str, event_id: str) -> str:
+    return uuid.uuid5(RECEIPT_NAMESPACE, f"hr|{source}|{event_id}").hex
 
 
-def latest_grant(ledger: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    grants = [e for e in ledger if e.get("kind") == "consent"]
-    return max(grants, key=lambda e: str(e["RowKey"])) if grants else None
+def receipt_id_for(request_id: str) -> str:
+    return uuid.uuid5(RECEIPT_NAMESPACE, f"receipt|{request_id}").hex
 
 
-def consent_verdict(index_day: str, ledger: Sequence[Mapping[str, Any]], *, now: datetime,
+def consent_verdict(index_day: str, ledger: Sequence[LedgerEntry], *, now: datetime,
                     retention: timedelta) -> str:
     """What a ``consentbyday`` row (PartitionKey ``index_day``) means now.
 
@@ -74,23 +74,27 @@ def consent_verdict(index_day: str, ledger: Sequence[Mapping[str, Any]], *, now:
     the grant never landed): drop the row. ``notDue``: the grant is of that day but not old enough yet.
     """
     latest = latest_entry(ledger)
-    if latest is None or latest.get("kind") != "consent" or not latest.get("accepted"):
+    if latest is None or latest.kind != "consent" or not latest.accepted:
         return STALE
-    granted = _at(latest.get("at"))
+    granted = parse_iso(latest.at)
     if granted is None or day_key(granted) != index_day:
         return STALE
     return ERASE if granted <= now - retention else NOT_DUE
 
 
-def upload_is_stale(upload: Mapping[str, Any] | None, *, now: datetime, max_age: timedelta) -> bool:
-    """An upload still waiting for its photo (or stuck processing) for longer than ``max_age``."""
-    if upload is None or upload.get("status") not in ("awaitingUpload", "processing"):
-        return False
-    created = _at(upload.get("createdAt"))
+def is_due(created_at: str | None, *, now: datetime, max_age: timedelta) -> bool:
+    created = parse_iso(created_at)
     return created is not None and created <= now - max_age
 
 
-def known_persons(users: Iterable[Mapping[str, Any]]) -> tuple[set[str], set[str]]:
+def upload_is_stale(upload: Upload | None, *, now: datetime, max_age: timedelta) -> bool:
+    """An upload still waiting for its photo (or stuck processing) for longer than ``max_age``."""
+    if upload is None or upload.status not in ("awaitingUpload", "processing"):
+        return False
+    return is_due(upload.created_at, now=now, max_age=max_age)
+
+
+def known_persons(users: Iterable[User]) -> tuple[set[str], set[str]]:
     """PersonIds the records hold, and the attempt ids of person creations in flight.
 
     A person is created after its attempt id is recorded (``personAttempt``; re-enrollment's
@@ -100,12 +104,8 @@ def known_persons(users: Iterable[Mapping[str, Any]]) -> tuple[set[str], set[str
     persons: set[str] = set()
     in_flight: set[str] = set()
     for user in users:
-        for key in ("personId", "newPersonId"):
-            if user.get(key):
-                persons.add(str(user[key]))
-        for key in ("personAttempt", "newPersonAttempt"):
-            if user.get(key):
-                in_flight.add(str(user[key]))
+        persons.update(p for p in (user.person_id, user.new_person_id) if p)
+        in_flight.update(a for a in (user.person_attempt, user.new_person_attempt) if a)
     return persons, in_flight
 
 
@@ -118,6 +118,6 @@ def kept_token(blob_name: str) -> str:
     return blob_name.partition("/")[0]
 
 
-def group_is_due(row: Mapping[str, Any], *, now: datetime, grace: timedelta) -> bool:
-    superseded = _at(row.get("supersededAt"))
+def group_is_due(row: SupersededGroup, *, now: datetime, grace: timedelta) -> bool:
+    superseded = parse_iso(row.superseded_at)
     return superseded is not None and superseded + grace <= now

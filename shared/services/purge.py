@@ -21,66 +21,56 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared.adapters.repositories import Repositories
+from shared.commands import Revoke, RunPurge
 from shared.domain import erasure as plan
-from shared.domain.enrollment import (
-    TABLE_CONSENT,
-    TABLE_STATE,
-    TABLE_UPLOAD_INDEX,
-    TABLE_UPLOADS,
-    TABLE_USERS,
-    USER_ROW,
-    iso,
-)
-from shared.errors import LargePersonGroupNotFound, PersonNotFound, RecordConflict
-from shared.ports import FacePort, PhotoStorePort, RecordStorePort
+from shared.domain.enrollment import iso
+from shared.domain.records import User
+from shared.errors import LargePersonGroupNotFound, PersonNotFound
+from shared.ports import FacePort, PhotoStorePort
+from shared.results import PurgeReport
 from shared.services.audit import AuditLog
+from shared.services.groups import GroupDirectory, TrainingCoordinator
+from shared.services.revocation import RevocationService
 from shared.settings import Settings
 
 log = logging.getLogger("shared.purge")
 
-#: The same namespace and name as RevocationService.request: one consent, one erasure, one receipt.
-RECEIPT_NAMESPACE = uuid.UUID("6f1c3e1a-8d52-4b0e-9a55-1d7f0c2b9e41")
 PERSON_PAGE = 1000
-USER_COLUMNS = ["PartitionKey", "RowKey", "personId", "groupId", "newPersonId", "newGroupId", "personAttempt",
-                "newPersonAttempt", "keptToken", "storePhotos", "state"]
+#: What the orphan scan reads of each user record.
+USER_FIELDS = ["person_id", "group_id", "new_person_id", "new_group_id", "person_attempt", "new_person_attempt",
+               "kept_token", "store_photos"]
 MAX_ERRORS_REPORTED = 20
 
 
-def retention_request_id(user_key: str, grant_row_key: str) -> str:
-    return uuid.uuid5(RECEIPT_NAMESPACE, f"{user_key}|{grant_row_key}").hex
+class _Unchanged(Exception):
+    """The record no longer names what the change was for: leave it as it is."""
 
 
 class PurgeService:
-    def __init__(self, *, records: RecordStorePort, photos: PhotoStorePort, face: FacePort, revocation: Any,
-                 audit: AuditLog, enrollment: Any, settings: Settings, clock: Callable[[], datetime]) -> None:
-        self._records = records
+    def __init__(self, *, repos: Repositories, photos: PhotoStorePort, face: FacePort, revocation: RevocationService,
+                 audit: AuditLog, groups: GroupDirectory, training: TrainingCoordinator, settings: Settings,
+                 clock: Callable[[], datetime]) -> None:
+        self._repos = repos
+        self._groups_dir = groups
         self._photos = photos
         self._face = face
         self._revocation = revocation
         self._audit = audit
-        self._enrollment = enrollment
+        self._training = training
         self._settings = settings
         self._clock = clock
 
-    def run(self, *, dry_run: bool, trigger: str) -> dict[str, Any]:
+    def run(self, command: RunPurge) -> PurgeReport:
+        dry_run, trigger = command.dry_run, command.trigger
         now = self._clock()
         started = time.perf_counter()
-        report: dict[str, Any] = {
-            "dryRun": dry_run, "trigger": trigger, "startedAt": iso(now),
-            "expiredConsents": 0, "staleUploads": 0, "staleSessions": 0, "orphanPersons": 0, "missingPersons": 0,
-            "orphanKeptPhotos": 0, "supersededGroups": 0, "staleIndexRows": 0,
-            "rowsRead": {"expiredConsents": 0, "staleUploads": 0, "supersededGroups": 0},
-            "orphanScan": {"groups": 0, "facePages": 0, "facePersonsListed": 0, "personChecks": 0,
-                           "keptBlobsListed": 0, "userRowsRead": 0},
-            "stepMs": {},
-            "errors": [],
-        }
-        steps: list[tuple[str, Callable[[dict[str, Any], bool, datetime], None]]] = [
+        report = PurgeReport(dry_run=dry_run, trigger=trigger, started_at=iso(now))
+        steps: list[tuple[str, Callable[[PurgeReport, bool, datetime], None]]] = [
             ("expiredConsents", self._expired_consents), ("staleUploads", self._stale_uploads),
             ("orphans", self._orphans), ("supersededGroups", self._superseded_groups)]
         for name, step in steps:
@@ -89,99 +79,96 @@ class PurgeService:
                 step(report, dry_run, now)
             except Exception as exc:  # one failing step must not stop the others; the next run retries
                 self._error(report, name, exc)
-            report["stepMs"][name] = round((time.perf_counter() - began) * 1000)
+            report.step_ms[name] = round((time.perf_counter() - began) * 1000)
         # Follow a running training, so a coalesced training completes without a user polling.
         if not dry_run:
             try:
-                self._enrollment.training.refresh()
+                self._training.refresh()
             except Exception:
                 log.warning("training refresh failed during purge", exc_info=False)
-        report["durationMs"] = round((time.perf_counter() - started) * 1000)
-        self._audit.write("purge.report", actor=f"purge:{trigger}", **report)
-        log.info("purge finished: %s", {k: v for k, v in report.items() if k != "errors"})
+        report.duration_ms = round((time.perf_counter() - started) * 1000)
+        body: dict[str, Any] = report.as_json()
+        self._audit.write("purge.report", actor=f"purge:{trigger}", **body)
+        log.info("purge finished: %s", {k: v for k, v in body.items() if k != "errors"})
         return report
 
     @staticmethod
-    def _error(report: dict[str, Any], step: str, exc: BaseException) -> None:
+    def _error(report: PurgeReport, step: str, exc: BaseException) -> None:
         # The class only: messages of storage or Face errors may name records.
         log.warning("purge step %s: %s", step, exc.__class__.__name__)
-        if len(report["errors"]) < MAX_ERRORS_REPORTED:
-            report["errors"].append({"step": step, "error": exc.__class__.__name__})
+        if len(report.errors) < MAX_ERRORS_REPORTED:
+            report.errors.append({"step": step, "error": exc.__class__.__name__})
 
     # --- 1. consents not renewed within the retention --------------------------------------------
-    def _expired_consents(self, report: dict[str, Any], dry_run: bool, now: datetime) -> None:
+    def _expired_consents(self, report: PurgeReport, dry_run: bool, now: datetime) -> None:
         retention = timedelta(days=self._settings.consent_retention_days)
         cutoff = now - retention
-        rows = list(self._records.range(plan.TABLE_CONSENT_BY_DAY, pk_to=plan.days_through(cutoff)))
-        report["rowsRead"]["expiredConsents"] += len(rows)
+        rows = list(self._repos.consent_due.range(pk_to=plan.days_through(cutoff)))
+        report.rows_read["expiredConsents"] += len(rows)
         for row in rows:
-            day, user_key = str(row["PartitionKey"]), str(row["RowKey"])
+            day, user_key = row.day, row.user_key
             try:
-                ledger = self._records.partition(TABLE_CONSENT, user_key)
-                report["rowsRead"]["expiredConsents"] += len(ledger)
+                ledger = self._repos.ledger.partition(user_key)
+                report.rows_read["expiredConsents"] += len(ledger)
                 verdict = plan.consent_verdict(day, ledger, now=now, retention=retention)
                 if verdict == plan.NOT_DUE:
                     continue
                 if verdict == plan.STALE:
-                    report["staleIndexRows"] += 1
+                    report.stale_index_rows += 1
                 else:
-                    report["expiredConsents"] += 1
+                    report.expired_consents += 1
                     grant = plan.latest_grant(ledger)
                     assert grant is not None
                     if not dry_run:
-                        self._revocation.erase(user_key, request_id=retention_request_id(user_key, str(grant["RowKey"])),
-                                               reason="consent retention expired", requested_by="purge")
+                        self._revocation.erase(Revoke(user_key, plan.revocation_request_id(user_key, grant.entry_id),
+                                                      reason="consent retention expired", requested_by="purge"))
                 if not dry_run:
-                    self._records.delete(plan.TABLE_CONSENT_BY_DAY, day, user_key)
+                    self._repos.consent_due.delete(day, user_key)
             except Exception as exc:
                 self._error(report, "expiredConsents", exc)
 
     # --- 2. uploads and sessions never completed -------------------------------------------------
-    def _stale_uploads(self, report: dict[str, Any], dry_run: bool, now: datetime) -> None:
+    def _stale_uploads(self, report: PurgeReport, dry_run: bool, now: datetime) -> None:
         max_age = timedelta(minutes=self._settings.upload_max_age_minutes)
         cutoff = now - max_age
-        rows = list(self._records.range(plan.TABLE_UPLOADS_BY_MINUTE, pk_to=plan.minutes_through(cutoff)))
-        report["rowsRead"]["staleUploads"] += len(rows)
+        rows = list(self._repos.uploads_due.range(pk_to=plan.minutes_through(cutoff)))
+        report.rows_read["staleUploads"] += len(rows)
         sessions: set[str] = set()
         for row in rows:
-            bucket, upload_id, user_key = str(row["PartitionKey"]), str(row["RowKey"]), str(row.get("userKey") or "")
             try:
-                if not plan.upload_is_stale({"status": "awaitingUpload", "createdAt": row.get("createdAt")},
-                                            now=now, max_age=max_age):
+                if not plan.is_due(row.created_at, now=now, max_age=max_age):
                     continue  # the cutoff minute's bucket: not old enough yet
-                found = self._records.get(TABLE_UPLOADS, user_key, upload_id)
-                report["rowsRead"]["staleUploads"] += 1
-                upload = found[0] if found else None
-                if plan.upload_is_stale(upload, now=now, max_age=max_age):
-                    assert upload is not None
-                    report["staleUploads"] += 1
-                    sessions.add(str(upload.get("sessionId") or ""))
+                upload = self._repos.uploads.get(row.user_key, row.upload_id) if row.user_key else None
+                report.rows_read["staleUploads"] += 1
+                if upload is not None and plan.upload_is_stale(upload, now=now, max_age=max_age):
+                    report.stale_uploads += 1
+                    sessions.add(upload.session_id)
                     if not dry_run:
                         # The blob first, the index row that found it last: a crash resumes next run.
-                        self._photos.delete_upload(str(upload.get("blobName") or ""))
-                        self._records.delete(TABLE_UPLOAD_INDEX, upload_id, "u")
-                        self._records.delete(TABLE_UPLOADS, user_key, upload_id)
+                        self._photos.delete_upload(upload.blob_name)
+                        self._repos.upload_index.delete(row.upload_id)
+                        self._repos.uploads.delete(row.user_key, row.upload_id)
                 else:
-                    report["staleIndexRows"] += 1
+                    report.stale_index_rows += 1
                 if not dry_run:
-                    self._records.delete(plan.TABLE_UPLOADS_BY_MINUTE, bucket, upload_id)
+                    self._repos.uploads_due.delete(row.minute, row.upload_id)
             except Exception as exc:
                 self._error(report, "staleUploads", exc)
-        report["staleSessions"] += len(sessions)
+        report.stale_sessions += len(sessions)
 
     # --- 3. orphans, both directions -------------------------------------------------------------
     def _groups(self) -> list[str]:
         groups = []
-        active = self._records.get(TABLE_STATE, "group", "active")
-        if active and active[0].get("created") and active[0].get("groupId"):
-            groups.append(str(active[0]["groupId"]))
-        reenroll = self._records.get(TABLE_STATE, *plan.REENROLL_ROW)
-        if reenroll and reenroll[0].get("newGroupId") and str(reenroll[0]["newGroupId"]) not in groups:
-            groups.append(str(reenroll[0]["newGroupId"]))
+        active = self._groups_dir.state()
+        if active and active.created and active.group_id:
+            groups.append(active.group_id)
+        reenroll = self._repos.reenroll_lock.get()
+        if reenroll and reenroll.new_group_id and reenroll.new_group_id not in groups:
+            groups.append(reenroll.new_group_id)
         return groups
 
-    def _orphans(self, report: dict[str, Any], dry_run: bool, now: datetime) -> None:
-        scan = report["orphanScan"]
+    def _orphans(self, report: PurgeReport, dry_run: bool, now: datetime) -> None:
+        scan = report.orphan_scan
         # Listings first, records second: a person or kept photo is always recorded (its attempt id,
         # its user's keptToken) before it is created, so what the listing saw the records know.
         listed: dict[str, dict[str, str | None]] = {}
@@ -203,7 +190,7 @@ class PurgeService:
             scan["groups"] += 1
         kept = self._photos.list_kept("")
         scan["keptBlobsListed"] += len(kept)
-        users = [u for u in self._records.range(TABLE_USERS, select=USER_COLUMNS) if u.get("RowKey") == USER_ROW]
+        users = list(self._repos.users.range(only=USER_FIELDS))
         scan["userRowsRead"] += len(users)
         known, in_flight = plan.known_persons(users)
         # Persons no record knows (including abandoned creation attempts).
@@ -211,7 +198,7 @@ class PurgeService:
             for person_id, user_data in persons.items():
                 if not plan.is_orphan_person(person_id, user_data, persons=known, in_flight=in_flight):
                     continue
-                report["orphanPersons"] += 1
+                report.orphan_persons += 1
                 if not dry_run:
                     try:
                         self._face.delete_person(group_id, person_id)
@@ -221,28 +208,28 @@ class PurgeService:
                         self._error(report, "orphans", exc)
         # Records whose person is gone: checked one by one only when the listing did not show it.
         for user in users:
-            recorded, in_group = user.get("personId"), user.get("groupId")
-            if not recorded or not in_group or str(recorded) in listed.get(str(in_group), {}):
+            recorded, in_group = user.person_id, user.group_id
+            if not recorded or not in_group or recorded in listed.get(in_group, {}):
                 continue
             scan["personChecks"] += 1
             try:
-                self._face.get_person(str(in_group), str(recorded))
+                self._face.get_person(in_group, recorded)
                 continue
             except (PersonNotFound, LargePersonGroupNotFound):
                 pass
             except Exception as exc:
                 self._error(report, "orphans", exc)
                 continue
-            report["missingPersons"] += 1
+            report.missing_persons += 1
             if not dry_run:
-                self._mark_failed(str(user["PartitionKey"]), str(recorded))
+                self._mark_failed(user.user_key, recorded)
         # Kept photos without storePhotos consent (or whose user is gone).
-        by_token = {str(u["keptToken"]): u for u in users if u.get("keptToken")}
+        by_token = {u.kept_token: u for u in users if u.kept_token}
         for name in kept:
             owner = by_token.get(plan.kept_token(name))
-            if owner is not None and owner.get("storePhotos") and owner.get("state", "active") == "active":
+            if owner is not None and owner.store_photos:
                 continue
-            report["orphanKeptPhotos"] += 1
+            report.orphan_kept_photos += 1
             if not dry_run:
                 try:
                     self._photos.delete_kept(name)
@@ -250,33 +237,32 @@ class PurgeService:
                     self._error(report, "orphans", exc)
 
     def _mark_failed(self, user_key: str, person_id: str) -> None:
-        for _ in range(5):
-            found = self._records.get(TABLE_USERS, user_key, USER_ROW)
-            if found is None or found[0].get("personId") != person_id:
+        def change(user: User) -> None:
+            if user.person_id != person_id:
+                raise _Unchanged
+            user.person_id, user.face_added_at, user.last_error = None, None, plan.MISSING_PERSON_MESSAGE
+
+        try:
+            if self._repos.users.mutate(change, user_key) is None:
                 return
-            user, etag = found
-            user.update({"personId": None, "faceAddedAt": None, "lastError": plan.MISSING_PERSON_MESSAGE})
-            try:
-                self._records.update(TABLE_USERS, user, etag=etag)
-            except RecordConflict:
-                continue
-            self._audit.write("person.missing", actor="purge", subject=user_key)
+        except _Unchanged:
             return
+        self._audit.write("person.missing", actor="purge", subject=user_key)
 
     # --- 4. groups superseded by a re-enrollment ----------------------------------------------
-    def _superseded_groups(self, report: dict[str, Any], dry_run: bool, now: datetime) -> None:
+    def _superseded_groups(self, report: PurgeReport, dry_run: bool, now: datetime) -> None:
         grace = timedelta(days=self._settings.group_grace_days)
-        rows = list(self._records.range(TABLE_STATE, pk=plan.SUPERSEDED_GROUP_PK))
-        report["rowsRead"]["supersededGroups"] += len(rows)
+        rows = self._repos.superseded.partition()
+        report.rows_read["supersededGroups"] += len(rows)
         in_use = set(self._groups()) if rows else set()
         for row in rows:
-            group_id = str(row["RowKey"])
+            group_id = row.group_id
             if not plan.group_is_due(row, now=now, grace=grace):
                 continue
             if group_id in in_use:
                 log.warning("a superseded-group row names a group in use; not deleted")
                 continue
-            report["supersededGroups"] += 1
+            report.superseded_groups += 1
             if dry_run:
                 continue
             try:
@@ -284,7 +270,7 @@ class PurgeService:
                     self._face.delete_group(group_id)
                 except LargePersonGroupNotFound:
                     pass
-                self._records.delete(TABLE_STATE, plan.SUPERSEDED_GROUP_PK, group_id)
+                self._repos.superseded.delete(rk=group_id)
                 self._audit.write("group.deleted", actor="purge", groupId=group_id, reason="superseded")
             except Exception as exc:
                 self._error(report, "supersededGroups", exc)

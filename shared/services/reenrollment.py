@@ -21,494 +21,511 @@ A group is pinned to its recognition model, so a new model means a new group. Th
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
 
-from shared.domain import enrollment as dom
-from shared.domain.enrollment import TABLE_STATE, TABLE_USERS, USER_ROW, iso, parse_iso
-from shared.domain.principal import Principal
+from shared.adapters.repositories import Repositories
+from shared.commands import (
+    CancelReenrollment,
+    ReenrollCheck,
+    ReenrollControl,
+    ReenrollFanout,
+    ReenrollWork,
+    ResumeReenrollment,
+    StartReenrollment,
+)
+from shared.domain import reenrollment as rr
+from shared.domain.enrollment import group_id_for, iso, parse_iso
+from shared.domain.records import ReenrollLock, ReenrollRun, SupersededGroup, User, WorkItem
+from shared.envelopes import control_message, work_message
 from shared.errors import (
+    Conflict,
+    FaceBadRequest,
     FaceInvalidImage,
+    Invalid,
     LargePersonGroupExists,
-    MessageRejected,
+    LargePersonGroupNotFound,
+    NotFound,
     PersonNotFound,
     RecordConflict,
     RecordExists,
-    RequestRejected,
-    TransientFailure,
 )
-from shared.ports import FacePort, MessagePublisherPort, OutgoingMessage, PhotoStorePort, RecordStorePort
+from shared.ports import FacePort, MessagePublisherPort, PhotoStorePort
+from shared.results import ReenrollProgress
 from shared.services.audit import AuditLog
-from shared.services.records import update_record
+from shared.services.consent import ConsentService
+from shared.services.groups import REENROLL_TARGET, GroupDirectory, PersonFactory
 from shared.settings import Settings
 
 log = logging.getLogger("shared.reenrollment")
 
-TABLE_RUNS, TABLE_ITEMS = "reenrollruns", "reenrollitems"
-CURRENT = ("reenroll", "current")
-ACTIVE_STATES = frozenset({"fanningOut", "working", "training", "verifying"})
-FINAL_ITEM_STATES = frozenset({"done", "failed", "skipped"})
 FANOUT_BATCH = 200
 FANOUT_LEAD = timedelta(seconds=20)  # the next batch is queued this long before the current one runs out
 VERIFY_SAMPLE = 3
-# A work item is worked on by one delivery at a time: the holder refreshes this lease at every step.
-# Another delivery meanwhile (a redelivery after a lost lock, a resume) defers itself to the lease's
-# end instead of racing the holder (two racing deliveries could add the same face twice).
-ITEM_LEASE = timedelta(seconds=20)
 
 
 class LeaseLost(Exception):
     """Another delivery took the work item over (this one was too slow): stop touching it."""
 
 
-def _photo_tag(name: str) -> str:
-    # The userData a re-enrolled face carries: which kept photo it came from (no personal data).
-    return hashlib.sha256(name.encode()).hexdigest()[:32]
-
-
 class ReenrollmentService:
-    def __init__(self, *, records: RecordStorePort, photos: PhotoStorePort, face: FacePort, audit: AuditLog,
-                 publisher: MessagePublisherPort, enrollment: Any, settings: Settings, clock: Callable[[], datetime]) -> None:
-        self._records = records
+    def __init__(self, *, repos: Repositories, photos: PhotoStorePort, face: FacePort, audit: AuditLog,
+                 publisher: MessagePublisherPort, consent: ConsentService, groups: GroupDirectory,
+                 persons: PersonFactory, settings: Settings, clock: Callable[[], datetime]) -> None:
+        self._repos = repos
         self._photos = photos
         self._face = face
         self._audit = audit
         self._publisher = publisher
-        self._enrollment = enrollment
+        self._consent = consent
+        self._groups = groups
+        self._persons = persons
         self._settings = settings
         self._clock = clock
 
     # --- messages -------------------------------------------------------------------------------
-    def _control(self, doc: dict[str, Any], *, message_id: str, at: datetime | None = None) -> None:
-        self._publisher.send(self._settings.model_updates_queue, [OutgoingMessage(
-            body=json.dumps(doc).encode(), message_id=message_id, scheduled_enqueue_time=at,
-            application_properties={"kind": f"reenroll.{doc['action']}"})])
+    def _control(self, command: ReenrollControl, *, message_id: str, at: datetime | None = None) -> None:
+        self._publisher.send(self._settings.model_updates_queue, [control_message(command, message_id=message_id, at=at)])
+
+    def _send_work(self, run_id: str, user_key: str, *, message_id: str, at: datetime | None = None) -> None:
+        self._publisher.send(self._settings.reenroll_work_queue,
+                             [work_message(ReenrollWork(run_id, user_key), message_id=message_id, at=at)])
 
     def _check_later(self, run_id: str, seq: int, delay: float) -> None:
         at = self._clock() + timedelta(seconds=delay)
-        self._control({"action": "check", "runId": run_id, "seq": seq}, message_id=f"{run_id}:check:{seq}", at=at)
+        self._control(ReenrollCheck(run_id, seq), message_id=f"{run_id}:check:{seq}", at=at)
 
     # --- start ----------------------------------------------------------------------------------
-    def start(self, *, recognition_model: str, requested_by: str) -> dict[str, Any]:
-        if not isinstance(recognition_model, str) or not recognition_model.startswith("recognition_"):
-            raise RequestRejected("recognitionModel must name a recognition model, e.g. recognition_05.", status=400)
-        group = self._enrollment.groups.active(create=False)
-        if group is not None and group.recognition_model == recognition_model:
-            raise RequestRejected(f"The active group already uses {recognition_model}.", status=409, code="AlreadyOnModel")
+    def start(self, command: StartReenrollment) -> ReenrollProgress:
+        model = command.recognition_model
+        if model not in self._settings.recognition_models:  # a start message bypasses the HTTP edge's check
+            raise Invalid(f"recognitionModel must be one of {', '.join(self._settings.recognition_models)}.")
+        group = self._groups.active(create=False)
+        if group is not None and group.recognition_model == model:
+            raise Conflict(f"The active group already uses {model}.", code="AlreadyOnModel")
         now = self._clock()
         run_id = uuid.uuid4().hex[:16]
-        new_group = f"faceenroll-{recognition_model.replace('_', '')}-{uuid.uuid4().hex[:12]}"
-        found = self._records.get(TABLE_STATE, *CURRENT)
-        # newGroupId here too: purge_timer sweeps orphans in the group being built.
-        current = {"PartitionKey": CURRENT[0], "RowKey": CURRENT[1], "runId": run_id, "active": True,
-                   "newGroupId": new_group}
-        if found is not None:
-            row, etag = found
-            if row.get("active"):
-                running = self._records.get(TABLE_RUNS, str(row["runId"]), "run")
-                if running is None or running[0].get("status") in ACTIVE_STATES:
-                    raise RequestRejected(f"A re-enrollment is already running: {row['runId']}.", status=409,
-                                          code="RunInProgress", runId=str(row["runId"]))
+        new_group = group_id_for(model)
+        # The new group id on the lock too: purge_timer sweeps orphans in the group being built.
+        lock = self._repos.reenroll_lock.get()
+        if lock is not None:
+            if lock.active:
+                running = self._repos.runs.get(lock.run_id)
+                if running is None or running.status in rr.ACTIVE_STATES:
+                    raise Conflict(f"A re-enrollment is already running: {lock.run_id}.", code="RunInProgress",
+                                   runId=lock.run_id)
+            lock.run_id, lock.active, lock.new_group_id = run_id, True, new_group
             try:
-                self._records.update(TABLE_STATE, current, etag=etag)
+                self._repos.reenroll_lock.update(lock)
             except RecordConflict as exc:
-                raise RequestRejected("Another re-enrollment was just started.", status=409, code="RunInProgress") from exc
+                raise Conflict("Another re-enrollment was just started.", code="RunInProgress") from exc
         else:
             try:
-                self._records.insert(TABLE_STATE, current)
+                self._repos.reenroll_lock.insert(ReenrollLock(run_id=run_id, active=True, new_group_id=new_group))
             except RecordExists as exc:
-                raise RequestRejected("Another re-enrollment was just started.", status=409, code="RunInProgress") from exc
-        run = {"PartitionKey": run_id, "RowKey": "run", "runId": run_id, "status": "fanningOut",
-               "targetModel": recognition_model, "newGroupId": new_group,
-               "oldGroupId": group.group_id if group else None, "startedAt": iso(now), "requestedBy": requested_by[:200],
-               "total": 0, "done": 0, "failed": 0, "skipped": 0, "fanoutDone": False, "groupCreated": False}
-        self._records.insert(TABLE_RUNS, run)
-        self._control({"action": "fanout", "runId": run_id, "after": "", "slotAt": iso(now)},
-                      message_id=f"{run_id}:fanout:")
-        self._audit.write("reenroll.started", actor=requested_by[:200], runId=run_id, targetModel=recognition_model)
-        log.info("re-enrollment %s started to %s", run_id, recognition_model)
+                raise Conflict("Another re-enrollment was just started.", code="RunInProgress") from exc
+        self._repos.runs.insert(ReenrollRun(run_id=run_id, status=rr.FANNING_OUT, target_model=model,
+                                            new_group_id=new_group, old_group_id=group.group_id if group else None,
+                                            started_at=iso(now), requested_by=command.requested_by[:200]))
+        self._control(ReenrollFanout(run_id, "", now), message_id=f"{run_id}:fanout:")
+        self._audit.write("reenroll.started", actor=command.requested_by[:200], runId=run_id, targetModel=model)
+        log.info("re-enrollment %s started to %s", run_id, model)
         return self.progress(run_id)
 
-    def handle_control(self, body: bytes, *, message_id: str) -> None:
-        try:
-            doc = json.loads(body)
-            action = doc.get("action", "start") if isinstance(doc, dict) else None
-        except ValueError as exc:
-            raise MessageRejected("model-updates message is not JSON") from exc
-        if action == "start" or (isinstance(doc, dict) and "recognitionModel" in doc and "action" not in doc):
-            try:
-                self.start(recognition_model=str(doc.get("recognitionModel")), requested_by="model-updates")
-            except RequestRejected as exc:
-                if exc.status == 400:
-                    raise MessageRejected(exc.reason) from exc
-                # A run already going (or nothing to do): completing the message is the right outcome.
-                self._audit.write("reenroll.start.ignored", actor="model-updates", reason=exc.reason)
-            return
-        run_id = str(doc.get("runId") or "")
-        if action == "fanout":
-            self._fanout(run_id, after=str(doc.get("after") or ""), slot_at=parse_iso(doc.get("slotAt")) or self._clock())
-        elif action == "check":
-            self._check(run_id, seq=int(doc.get("seq") or 0))
+    def control(self, command: ReenrollControl) -> None:
+        """A model-updates message: start a run, fan out the next batch, or check progress."""
+        if isinstance(command, StartReenrollment):
+            self.start(command)
+        elif isinstance(command, ReenrollFanout):
+            self._fanout(command.run_id, after=command.after, slot_at=command.slot_at or self._clock())
         else:
-            raise MessageRejected(f"unknown model-updates action {action!r}")
+            self._check(command.run_id, seq=command.seq)
 
-    # --- fan-out --------------------------------------------------------------------------------
-    def _run(self, run_id: str) -> tuple[dict[str, Any], str]:
-        found = self._records.get(TABLE_RUNS, run_id, "run")
-        if found is None:
-            raise MessageRejected(f"unknown re-enrollment run {run_id!r}")
-        return found
-
-    def _save_run(self, run_id: str, **changes: Any) -> dict[str, Any]:
-        run = update_record(self._records, TABLE_RUNS, run_id, "run", lambda r: r.update(changes), attempts=10)
+    # --- the run record ---------------------------------------------------------------------------
+    def _run(self, run_id: str) -> ReenrollRun:
+        run = self._repos.runs.get(run_id)
         if run is None:
-            raise MessageRejected(f"unknown re-enrollment run {run_id!r}")
+            raise NotFound(f"unknown re-enrollment run {run_id[:40]!r}")
         return run
 
+    def _save_run(self, run_id: str, change: Callable[[ReenrollRun], object], *, status: str | None = None) -> ReenrollRun:
+        """Applies ``change`` (and moves to ``status``, if the state machine allows it) under the ETag."""
+        def apply(run: ReenrollRun) -> None:
+            if status is not None:
+                run.status = rr.transition(run.status, status)
+            change(run)
+
+        run = self._repos.runs.mutate(apply, run_id, attempts=10)
+        if run is None:
+            raise NotFound(f"unknown re-enrollment run {run_id[:40]!r}")
+        return run
+
+    # --- fan-out --------------------------------------------------------------------------------
     def _fanout(self, run_id: str, *, after: str, slot_at: datetime) -> None:
-        run, _ = self._run(run_id)
-        if run.get("status") not in ACTIVE_STATES or run.get("fanoutDone"):
+        run = self._run(run_id)
+        if run.status not in rr.ACTIVE_STATES or run.fanout_done:
             return
-        if not run.get("groupCreated"):
+        if not run.group_created:
             try:
-                self._face.create_group(str(run["newGroupId"]), name="face-enrollment", recognition_model=str(run["targetModel"]))
+                self._face.create_group(run.new_group_id, name="face-enrollment", recognition_model=run.target_model)
             except LargePersonGroupExists:
                 pass
-            run = self._save_run(run_id, groupCreated=True)
+            except FaceBadRequest as exc:
+                # The Face service refuses the model (or the group): no redelivery can change that.
+                # The run ends failed, with the reason, and releases the lock for the next start.
+                self._fail(run_id, f"the new group could not be created: {exc.code or 'BadArgument'}")
+                self._audit.write("reenroll.failed", actor="system", runId=run_id, reason=exc.code or "BadArgument")
+                return
+
+            def created(r: ReenrollRun) -> None:
+                r.group_created = True
+
+            run = self._save_run(run_id, created)
         per_call = 1.0 / max(self._settings.face_calls_per_second, 0.1)
-        rows = self._records.range(TABLE_USERS, pk_from=after or None,
-                                   select=["PartitionKey", "RowKey", "storePhotos", "keptToken"])
-        batch: list[dict[str, Any]] = []
-        for row in rows:
-            if row["PartitionKey"] == after or row.get("RowKey") != USER_ROW:
+        batch: list[User] = []
+        for user in self._repos.users.range(pk_from=after or None, only=["store_photos", "kept_token"]):
+            if user.user_key == after:
                 continue
-            batch.append(row)
+            batch.append(user)
             if len(batch) >= FANOUT_BATCH:
                 break
-        for row in batch:
-            user_key = str(row["PartitionKey"])
-            if not row.get("storePhotos") or not row.get("keptToken"):
+        for user in batch:
+            if not user.store_photos or not user.kept_token:
                 continue
-            kept = sorted(self._photos.list_kept(f"{row['keptToken']}/"))
+            kept = sorted(self._photos.list_kept(f"{user.kept_token}/"))
             if not kept:
                 continue
             try:
-                self._records.insert(TABLE_ITEMS, {"PartitionKey": run_id, "RowKey": user_key, "status": "queued",
-                                                   "photos": len(kept), "scheduledAt": iso(slot_at)})
+                self._repos.items.insert(WorkItem(run_id=run_id, user_key=user.user_key, status=rr.QUEUED,
+                                                  photos=len(kept), scheduled_at=iso(slot_at)))
             except RecordExists:
                 pass  # a redelivered batch: the message id below makes the send a duplicate too
-            self._publisher.send(self._settings.reenroll_work_queue, [OutgoingMessage(
-                body=json.dumps({"runId": run_id, "userKey": user_key}).encode(), message_id=f"{run_id}:{user_key}",
-                scheduled_enqueue_time=slot_at if slot_at > self._clock() else None,
-                application_properties={"kind": "reenroll.work"})])
+            self._send_work(run_id, user.user_key, message_id=f"{run_id}:{user.user_key}",
+                            at=slot_at if slot_at > self._clock() else None)
             slot_at += timedelta(seconds=per_call * (1 + len(kept)))
         if len(batch) >= FANOUT_BATCH:
-            last = str(batch[-1]["PartitionKey"])
-            self._control({"action": "fanout", "runId": run_id, "after": last, "slotAt": iso(slot_at)},
-                          message_id=f"{run_id}:fanout:{last}", at=max(self._clock(), slot_at - FANOUT_LEAD))
+            last = batch[-1].user_key
+            self._control(ReenrollFanout(run_id, last, slot_at), message_id=f"{run_id}:fanout:{last}",
+                          at=max(self._clock(), slot_at - FANOUT_LEAD))
             return
-        total = sum(1 for _ in self._records.range(TABLE_ITEMS, pk=run_id, select=["RowKey"]))
-        self._save_run(run_id, fanoutDone=True, total=total, status="working", workEndsAt=iso(slot_at))
+        total = sum(1 for _ in self._repos.items.range(pk=run_id, only=[]))
+
+        def fanned_out(r: ReenrollRun) -> None:
+            r.fanout_done, r.total, r.work_ends_at = True, total, iso(slot_at)
+
+        self._save_run(run_id, fanned_out, status=rr.WORKING)
         self._check_later(run_id, 1, max(1.0, (slot_at - self._clock()).total_seconds() + 1.0))
 
     # --- one user -------------------------------------------------------------------------------
-    def handle_work(self, body: bytes, *, message_id: str) -> str:
-        try:
-            doc = json.loads(body)
-            run_id, user_key = str(doc["runId"]), str(doc["userKey"])
-        except (ValueError, KeyError, TypeError) as exc:
-            raise MessageRejected("malformed re-enrollment work item") from exc
-        run, _ = self._run(run_id)
+    def work(self, command: ReenrollWork) -> str:
+        run_id, user_key = command.run_id, command.user_key
+        run = self._run(run_id)
         token = uuid.uuid4().hex
         claim = self._claim_item(run_id, user_key, token)
         if claim == "final":
             return "duplicate"
         if isinstance(claim, datetime):
-            self._publisher.send(self._settings.reenroll_work_queue, [OutgoingMessage(
-                body=json.dumps({"runId": run_id, "userKey": user_key}).encode(),
-                message_id=f"{run_id}:{user_key}:deferred:{token}", scheduled_enqueue_time=claim,
-                application_properties={"kind": "reenroll.work"})])
+            self._send_work(run_id, user_key, message_id=f"{run_id}:{user_key}:deferred:{token}", at=claim)
             return "deferred"
         try:
-            return self._work(run, run_id, user_key, token)
+            return self._work(run, user_key, token)
         except LeaseLost:
             return "deferred"
 
     def _claim_item(self, run_id: str, user_key: str, token: str) -> datetime | str | None:
         """None when this delivery holds the item; "final" when it is done; else when to try again."""
         for _ in range(5):
-            found = self._records.get(TABLE_ITEMS, run_id, user_key)
-            if found is None or found[0].get("status") in FINAL_ITEM_STATES:
+            item = self._repos.items.get(run_id, user_key)
+            if item is None or item.status in rr.FINAL_ITEM_STATES:
                 return "final"
-            item, etag = found
             now = self._clock()
-            held = parse_iso(item.get("claimedAt"))
-            if item.get("claimedBy") and held is not None and now - held < ITEM_LEASE:
-                return held + ITEM_LEASE + timedelta(seconds=1)
-            item.update({"claimedBy": token, "claimedAt": iso(now)})
+            held_until = rr.lease_holder_until(item, now)
+            if held_until is not None:
+                return held_until
+            item.claimed_by, item.claimed_at = token, iso(now)
             try:
-                self._records.update(TABLE_ITEMS, item, etag=etag)
+                self._repos.items.update(item)
                 return None
             except RecordConflict:
                 continue
-        return self._clock() + ITEM_LEASE
+        return self._clock() + rr.ITEM_LEASE
 
-    def _work(self, run: dict[str, Any], run_id: str, user_key: str, token: str) -> str:
-        if run.get("status") not in ("fanningOut", "working"):
-            return self._finish_item(run_id, user_key, "skipped", reason=f"run is {run.get('status')}")
-        user = self._user(user_key)
-        if user is None or not user.get("storePhotos") or self._enrollment.consent_current(user_key) is None:
-            return self._finish_item(run_id, user_key, "skipped", reason="no current consent to keep photos")
-        group_id = str(run["newGroupId"])
-        person_id = self._ensure_new_person(user_key, group_id)
-        if person_id is None:
-            return self._finish_item(run_id, user_key, "skipped", reason="revoked during the run")
+    def _work(self, run: ReenrollRun, user_key: str, token: str) -> str:
+        run_id = run.run_id
+        if run.status not in (rr.FANNING_OUT, rr.WORKING):
+            return self._finish_item(run_id, user_key, rr.SKIPPED, reason=f"run is {run.status}")
+        user = self._repos.users.get(user_key)
+        if user is None or not user.store_photos or self._consent.current(user_key) is None:
+            return self._finish_item(run_id, user_key, rr.SKIPPED, reason="no current consent to keep photos")
+        group_id = run.new_group_id
+
+        def reuse(u: User) -> tuple[str | None, bool]:
+            return (u.new_person_id if u.new_group_id == group_id and u.new_person_id else None), False
+
+        made = self._persons.ensure(user_key, group_id, slot=REENROLL_TARGET, reuse=reuse)
+        if made is None:
+            return self._finish_item(run_id, user_key, rr.SKIPPED, reason="revoked during the run")
+        person_id = made[0]
         added, failed = self._add_kept_faces(run_id, user_key, user, group_id, person_id, token)
         # Revocation wins, also against a race with this very item: look again before reporting done.
-        if self._enrollment.consent_current(user_key) is None or self._user(user_key) is None:
+        if self._consent.current(user_key) is None or self._repos.users.get(user_key) is None:
             try:
                 self._face.delete_person(group_id, person_id)
             except PersonNotFound:
                 pass
-            return self._finish_item(run_id, user_key, "skipped", reason="revoked during the run")
+            return self._finish_item(run_id, user_key, rr.SKIPPED, reason="revoked during the run")
         if added == 0:
-            return self._finish_item(run_id, user_key, "failed", reason=f"no kept photo usable with the new model ({failed})")
-        return self._finish_item(run_id, user_key, "done", faces=added)
+            return self._finish_item(run_id, user_key, rr.ITEM_FAILED,
+                                     reason=f"no kept photo usable with the new model ({failed})")
+        return self._finish_item(run_id, user_key, rr.DONE, faces=added)
 
-    def _user(self, user_key: str) -> dict[str, Any] | None:
-        found = self._records.get(TABLE_USERS, user_key, USER_ROW)
-        return found[0] if found else None
+    def _finish_item(self, run_id: str, user_key: str, status: str, *, reason: str | None = None,
+                     faces: int | None = None) -> str:
+        def change(item: WorkItem) -> None:
+            item.status, item.finished_at = status, iso(self._clock())
+            if reason is not None:
+                item.reason = reason
+            if faces is not None:
+                item.faces = faces
 
-    def _finish_item(self, run_id: str, user_key: str, status: str, **fields: Any) -> str:
-        update_record(self._records, TABLE_ITEMS, run_id, user_key,
-                      lambda r: r.update({"status": status, "finishedAt": iso(self._clock()), **fields}))
+        self._repos.items.mutate(change, run_id, user_key)
         return status
 
-    def _ensure_new_person(self, user_key: str, group_id: str) -> str | None:
-        for _ in range(5):
-            found = self._records.get(TABLE_USERS, user_key, USER_ROW)
-            if found is None:
-                return None
-            user, etag = found
-            if user.get("newGroupId") == group_id and user.get("newPersonId"):
-                return str(user["newPersonId"])
-            if user.get("newGroupId") == group_id and user.get("newPersonAttempt"):
-                abandoned = list(user.get("abandonedAttempts_json") or [])
-                abandoned.append(user["newPersonAttempt"])
-                user["abandonedAttempts_json"] = abandoned
-            attempt = uuid.uuid4().hex
-            user.update({"newGroupId": group_id, "newPersonAttempt": attempt, "newPersonId": None})
-            try:
-                etag = self._records.update(TABLE_USERS, user, etag=etag)
-            except RecordConflict:
-                continue
-            person_id = self._face.create_person(group_id, name=dom.person_label(attempt), user_data=attempt)
-            user.update({"newPersonId": person_id, "newPersonAttempt": None})
-            try:
-                self._records.update(TABLE_USERS, user, etag=etag)
-                return person_id
-            except RecordConflict:
-                # Revoked (row gone) or changed meanwhile: the person must not outlive this attempt.
-                self._face.delete_person(group_id, person_id)
-                continue
-        raise TransientFailure("could not record the new person")
-
-    def _add_kept_faces(self, run_id: str, user_key: str, user: dict[str, Any], group_id: str,
-                        person_id: str, token: str) -> tuple[int, int]:
-        found = self._records.get(TABLE_ITEMS, run_id, user_key)
-        item = found[0] if found else {}
-        done: list[str] = list(item.get("added_json") or [])
-        failed: list[str] = list(item.get("rejected_json") or [])
-        pending = item.get("adding")
+    def _add_kept_faces(self, run_id: str, user_key: str, user: User, group_id: str, person_id: str,
+                        token: str) -> tuple[int, int]:
+        item = self._repos.items.get(run_id, user_key) or WorkItem(run_id=run_id, user_key=user_key)
+        done, failed = list(item.added), list(item.rejected)
         existing: set[str] | None = None
-        if pending:
+        if item.adding:
             # A previous delivery was adding this photo when it stopped: Face may have it already.
             existing = set()
             for face_id in self._face.get_person(group_id, person_id).persisted_face_ids:
                 tag = self._face.get_face(group_id, person_id, face_id).get("userData")
                 if tag:
                     existing.add(str(tag))
-        for name in sorted(self._photos.list_kept(f"{user['keptToken']}/")):
-            tag = _photo_tag(name)
+        for name in sorted(self._photos.list_kept(f"{user.kept_token}/")):
+            tag = rr.photo_tag(name)
             if tag in done or tag in failed:
                 continue
             if existing is not None and tag in existing:
                 done.append(tag)
-                self._update_item(run_id, user_key, token, added_json=done, adding=None)
+                self._progress(run_id, user_key, token, added=done, clear_adding=True)
                 continue
-            self._update_item(run_id, user_key, token, adding=tag)
+            self._progress(run_id, user_key, token, adding=tag)
             try:
                 self._face.add_face(group_id, person_id, self._photos.read_kept(name), user_data=tag)
                 done.append(tag)
             except FaceInvalidImage:
                 failed.append(tag)
-            self._update_item(run_id, user_key, token, added_json=done, rejected_json=failed, adding=None)
+            self._progress(run_id, user_key, token, added=done, rejected=failed, clear_adding=True)
         return len(done), len(failed)
 
-    def _update_item(self, run_id: str, user_key: str, token: str, **fields: Any) -> None:
+    def _progress(self, run_id: str, user_key: str, token: str, *, added: list[str] | None = None,
+                  rejected: list[str] | None = None, adding: str | None = None, clear_adding: bool = False) -> None:
         """Records progress and renews the lease; LeaseLost if another delivery holds the item now."""
-        def change(row: dict[str, Any]) -> None:
-            if row.get("claimedBy") != token:
+        def change(item: WorkItem) -> None:
+            if item.claimed_by != token:
                 raise LeaseLost(user_key)
-            row.update(fields, claimedAt=iso(self._clock()))
+            if added is not None:
+                item.added = list(added)
+            if rejected is not None:
+                item.rejected = list(rejected)
+            if adding is not None or clear_adding:
+                item.adding = adding
+            item.claimed_at = iso(self._clock())
 
-        update_record(self._records, TABLE_ITEMS, run_id, user_key, change)
+        self._repos.items.mutate(change, run_id, user_key)
 
     # --- progress, training, verification, switch ----------------------------------------------
     def _counts(self, run_id: str) -> dict[str, int]:
-        counts = {"queued": 0, "done": 0, "failed": 0, "skipped": 0}
-        for row in self._records.range(TABLE_ITEMS, pk=run_id, select=["RowKey", "status"]):
-            counts[str(row.get("status"))] = counts.get(str(row.get("status")), 0) + 1
+        counts = {rr.QUEUED: 0, rr.DONE: 0, rr.ITEM_FAILED: 0, rr.SKIPPED: 0}
+        for item in self._repos.items.range(pk=run_id, only=["status"]):
+            counts[item.status] = counts.get(item.status, 0) + 1
         return counts
 
     def _check(self, run_id: str, *, seq: int) -> None:
-        run, _ = self._run(run_id)
-        status = run.get("status")
-        if status not in ACTIVE_STATES:
+        run = self._run(run_id)
+        status = run.status
+        if status not in rr.ACTIVE_STATES:
             return
-        if status == "fanningOut":
+        if status == rr.FANNING_OUT:
             self._check_later(run_id, seq + 1, 5.0)
             return
         counts = self._counts(run_id)
-        run = self._save_run(run_id, done=counts["done"], failed=counts["failed"], skipped=counts["skipped"])
-        group_id = str(run["newGroupId"])
-        if status == "working":
-            if counts["queued"] > 0:
-                remaining = parse_iso(run.get("workEndsAt"))
+
+        def counted(r: ReenrollRun) -> None:
+            r.done, r.failed, r.skipped = counts[rr.DONE], counts[rr.ITEM_FAILED], counts[rr.SKIPPED]
+
+        run = self._save_run(run_id, counted)
+        group_id = run.new_group_id
+        if status == rr.WORKING:
+            if counts[rr.QUEUED] > 0:
+                remaining = parse_iso(run.work_ends_at)
                 wait = (remaining - self._clock()).total_seconds() if remaining else 5.0
                 self._check_later(run_id, seq + 1, min(30.0, max(2.0, wait)))
                 return
-            self._save_run(run_id, status="training", trainingStartedAt=iso(self._clock()))
+            started = iso(self._clock())
+
+            def training(r: ReenrollRun) -> None:
+                r.training_started_at = started
+
+            self._save_run(run_id, training, status=rr.TRAINING)
             self._face.train(group_id)
             self._check_later(run_id, seq + 1, 1.0)
             return
-        if status == "training":
-            training = self._face.training_status(group_id).status
-            if training in ("notStarted", "running"):
+        if status == rr.TRAINING:
+            training_status = self._face.training_status(group_id).status
+            if training_status in ("notStarted", "running"):
                 self._check_later(run_id, seq + 1, min(30.0, 1.0 + seq * 0.5))
                 return
-            if training == "failed":
-                self._save_run(run_id, status="failed", message="training the new group failed")
-                self._release(run_id)
+            if training_status == "failed":
+                self._fail(run_id, "training the new group failed")
                 return
-            self._save_run(run_id, status="verifying")
-            status = "verifying"
-        if status == "verifying":
-            ok, detail = self._verify(run_id, run)
+            run = self._save_run(run_id, _nothing, status=rr.VERIFYING)
+            status = rr.VERIFYING
+        if status == rr.VERIFYING:
+            ok, detail = self._verify(run)
             if not ok:
-                self._save_run(run_id, status="failed", message=f"verification failed: {detail}")
+                self._fail(run_id, f"verification failed: {detail}")
                 self._audit.write("reenroll.failed", actor="system", runId=run_id, reason=detail)
-                self._release(run_id)
                 return
-            self._switch(run_id, run)
+            self._switch(run)
 
-    def _verify(self, run_id: str, run: dict[str, Any]) -> tuple[bool, str]:
+    def _fail(self, run_id: str, message: str) -> None:
+        def note(r: ReenrollRun) -> None:
+            r.message = message
+
+        self._save_run(run_id, note, status=rr.FAILED)
+        self._release(run_id)
+
+    def _verify(self, run: ReenrollRun) -> tuple[bool, str]:
         """Identifies a sample of kept photos against the new group: each must find its own person."""
         checked = 0
-        for item in self._records.range(TABLE_ITEMS, pk=run_id):
-            if item.get("status") != "done":
+        for item in self._repos.items.range(pk=run.run_id):
+            if item.status != rr.DONE:
                 continue
-            user = self._user(str(item["RowKey"]))
-            if user is None or not user.get("newPersonId") or not user.get("keptToken"):
+            user = self._repos.users.get(item.user_key)
+            if user is None or not user.new_person_id or not user.kept_token:
                 continue
-            names = sorted(self._photos.list_kept(f"{user['keptToken']}/"))
+            names = sorted(self._photos.list_kept(f"{user.kept_token}/"))
             if not names:
                 continue
-            faces = self._face.detect(self._photos.read_kept(names[0]), recognition_model=str(run["targetModel"]))
+            faces = self._face.detect(self._photos.read_kept(names[0]), recognition_model=run.target_model)
             if not faces or faces[0].face_id is None:
                 continue
-            result = self._face.identify(str(run["newGroupId"]), [faces[0].face_id], max_candidates=1)
+            result = self._face.identify(run.new_group_id, [faces[0].face_id], max_candidates=1)
             best = result[0].candidates[0].person_id if result and result[0].candidates else None
-            if best != user["newPersonId"]:
+            if best != user.new_person_id:
                 return False, "a kept photo was not identified as its own person in the new group"
             checked += 1
             if checked >= VERIFY_SAMPLE:
                 break
-        if checked == 0 and int(run.get("done") or 0) > 0:
+        if checked == 0 and run.done > 0:
             return False, "no kept photo could be verified"
         return True, f"{checked} sampled"
 
-    def _switch(self, run_id: str, run: dict[str, Any]) -> None:
+    def _switch(self, run: ReenrollRun) -> None:
         now = self._clock()
         for _ in range(10):
-            found = self._enrollment.groups.training_row()
-            if found is None:
+            state = self._groups.state()
+            if state is None:
                 break
-            row, etag = found
-            if row.get("groupId") == run["newGroupId"]:
+            if state.group_id == run.new_group_id:
                 break  # switched already (a redelivered check)
-            old_group, old_model = row.get("groupId"), row.get("recognitionModel")
-            new_row = {"PartitionKey": row["PartitionKey"], "RowKey": row["RowKey"], "groupId": run["newGroupId"],
-                       "recognitionModel": run["targetModel"], "created": True, "createdAt": iso(now),
-                       "trainingStatus": "succeeded", "trainingStartedAt": run.get("trainingStartedAt"),
-                       "lastSucceededStartedAt": run.get("trainingStartedAt"), "dirty": False}
+            old_group, old_model = state.group_id, state.recognition_model
+            state.group_id, state.recognition_model, state.created, state.created_at = (
+                run.new_group_id, run.target_model, True, iso(now))
+            state.training_status, state.dirty = "succeeded", False
+            state.training_started_at = state.last_succeeded_started_at = run.training_started_at
             try:
                 # The switch: one conditional write of the active-group row (ETag).
-                self._enrollment.groups.save(new_row, etag)
+                self._groups.save(state)
             except RecordConflict:
                 continue
-            self._records.upsert(TABLE_STATE, {"PartitionKey": "supersededgroup", "RowKey": str(old_group),
-                                               "supersededAt": iso(now), "recognitionModel": old_model,
-                                               "supersededBy": run_id})
+            self._repos.superseded.upsert(SupersededGroup(group_id=old_group, superseded_at=iso(now),
+                                                          recognition_model=old_model, superseded_by=run.run_id))
             break
-        self._save_run(run_id, status="switched", switchedAt=iso(now))
-        self._release(run_id)
-        self._audit.write("reenroll.switched", actor="system", runId=run_id, targetModel=run["targetModel"])
-        log.info("re-enrollment %s switched the active group", run_id)
+
+        def switched(r: ReenrollRun) -> None:
+            r.switched_at = iso(now)
+
+        self._save_run(run.run_id, switched, status=rr.SWITCHED)
+        self._release(run.run_id)
+        self._audit.write("reenroll.switched", actor="system", runId=run.run_id, targetModel=run.target_model)
+        log.info("re-enrollment %s switched the active group", run.run_id)
 
     def _release(self, run_id: str) -> None:
-        found = self._records.get(TABLE_STATE, *CURRENT)
-        if found and found[0].get("runId") == run_id:
-            row, etag = found
-            row["active"] = False
+        lock = self._repos.reenroll_lock.get()
+        if lock and lock.run_id == run_id:
+            lock.active = False
             try:
-                self._records.update(TABLE_STATE, row, etag=etag)
+                self._repos.reenroll_lock.update(lock)
             except RecordConflict:
                 pass
 
     # --- operators ------------------------------------------------------------------------------
-    def progress(self, run_id: str) -> dict[str, Any]:
-        found = self._records.get(TABLE_RUNS, run_id, "run")
-        if found is None:
-            raise RequestRejected("No re-enrollment run with this id.", status=404, code="NotFound")
-        run = found[0]
-        counts = self._counts(run_id) if run.get("status") in ACTIVE_STATES else None
-        done = counts["done"] if counts else int(run.get("done") or 0)
-        failed = counts["failed"] if counts else int(run.get("failed") or 0)
-        skipped = counts["skipped"] if counts else int(run.get("skipped") or 0)
-        total = int(run.get("total") or 0) or (sum(counts.values()) if counts else 0)
-        return {"runId": run_id, "status": run.get("status"), "recognitionModel": run.get("targetModel"),
-                "total": total, "done": done, "failed": failed, "skipped": skipped,
-                "startedAt": run.get("startedAt"), "switchedAt": run.get("switchedAt"), "message": run.get("message")}
+    def progress(self, run_id: str) -> ReenrollProgress:
+        run = self._run(run_id)
+        counts = self._counts(run_id) if run.status in rr.ACTIVE_STATES else None
+        done = counts[rr.DONE] if counts else run.done
+        failed = counts[rr.ITEM_FAILED] if counts else run.failed
+        skipped = counts[rr.SKIPPED] if counts else run.skipped
+        total = run.total or (sum(counts.values()) if counts else 0)
+        return ReenrollProgress(run_id=run_id, status=run.status, recognition_model=run.target_model, total=total,
+                                done=done, failed=failed, skipped=skipped, started_at=run.started_at,
+                                switched_at=run.switched_at, message=run.message)
 
-    def resume(self, actor: Principal, run_id: str) -> dict[str, Any]:
+    def cancel(self, command: CancelReenrollment) -> ReenrollProgress:
+        """Stops a run for good: it ends failed ("cancelled"), releases the lock, and its new group,
+        which never served anyone, is deleted with every person in it. Work items still in flight
+        find the run failed and skip; users keep their enrollment in the active group."""
+        run = self._run(command.run_id)
+        if run.status not in rr.ACTIVE_STATES:
+            raise Conflict(f"Run {run.run_id} is {run.status}; nothing to cancel.", code="NotRunning")
+        self._fail(run.run_id, f"cancelled by an administrator at {iso(self._clock())}")
+        self._audit.write("reenroll.cancelled", actor=command.actor.user_key, runId=run.run_id)
+        self.discard_group(run.run_id)
+        return self.progress(run.run_id)
+
+    def discard_group(self, run_id: str) -> None:
+        """Deletes a failed run's new group and forgets it on the users it was being built for.
+        Idempotent; the group is never the active one (a run fails only before it switches)."""
+        run = self._run(run_id)
+        active = self._groups.active(create=False)
+        if run.status != rr.FAILED or not run.new_group_id or (active and active.group_id == run.new_group_id):
+            return
+        try:
+            self._face.delete_group(run.new_group_id)
+        except LargePersonGroupNotFound:
+            pass
+        for item in self._repos.items.range(pk=run_id):
+            def forget(u: User, group: str = run.new_group_id) -> None:
+                if u.new_group_id == group:
+                    u.new_group_id, u.new_person_id = None, None
+
+            self._repos.users.mutate(forget, item.user_key, attempts=10)
+
+    def resume(self, command: ResumeReenrollment) -> ReenrollProgress:
         """Re-emits the run's next control message (a stopped host, a lost message)."""
-        run, _ = self._run_or_404(run_id)
-        if run.get("status") not in ACTIVE_STATES:
-            raise RequestRejected(f"Run {run_id} is {run.get('status')}; nothing to resume.", status=409, code="NotRunning")
+        run_id = command.run_id
+        run = self._run(run_id)
+        if run.status not in rr.ACTIVE_STATES:
+            raise Conflict(f"Run {run_id} is {run.status}; nothing to resume.", code="NotRunning")
         nonce = uuid.uuid4().hex[:8]
-        if run.get("status") == "fanningOut":
+        if run.status == rr.FANNING_OUT:
             # Fan-out restarts from the beginning: items and work messages already sent are deduplicated.
-            self._control({"action": "fanout", "runId": run_id, "after": "", "slotAt": iso(self._clock())},
-                          message_id=f"{run_id}:fanout:resume:{nonce}")
+            self._control(ReenrollFanout(run_id, "", self._clock()), message_id=f"{run_id}:fanout:resume:{nonce}")
         else:
-            self._control({"action": "check", "runId": run_id, "seq": 1000}, message_id=f"{run_id}:check:resume:{nonce}")
+            self._control(ReenrollCheck(run_id, 1000), message_id=f"{run_id}:check:resume:{nonce}")
         # Work items still queued may have lost their messages (e.g. dead-lettered): send them again.
-        for item in self._records.range(TABLE_ITEMS, pk=run_id, select=["RowKey", "status"]):
-            if item.get("status") == "queued":
-                self._publisher.send(self._settings.reenroll_work_queue, [OutgoingMessage(
-                    body=json.dumps({"runId": run_id, "userKey": item["RowKey"]}).encode(),
-                    message_id=f"{run_id}:{item['RowKey']}:resume:{nonce}")])
-        self._audit.write("reenroll.resumed", actor=actor.user_key, runId=run_id)
+        for item in self._repos.items.range(pk=run_id, only=["status"]):
+            if item.status == rr.QUEUED:
+                self._send_work(run_id, item.user_key, message_id=f"{run_id}:{item.user_key}:resume:{nonce}")
+        self._audit.write("reenroll.resumed", actor=command.actor.user_key, runId=run_id)
         return self.progress(run_id)
 
-    def _run_or_404(self, run_id: str) -> tuple[dict[str, Any], str]:
-        found = self._records.get(TABLE_RUNS, run_id, "run")
-        if found is None:
-            raise RequestRejected("No re-enrollment run with this id.", status=404, code="NotFound")
-        return found
+
+def _nothing(run: ReenrollRun) -> None:
+    return None

@@ -16,6 +16,7 @@ from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 
 from shared.bootstrap import Services, build
+from shared.commands import CreateUploads, GrantConsent, ProcessUpload
 from shared.domain.principal import Principal
 from shared.ports import OutgoingMessage
 from shared.settings import Settings
@@ -77,12 +78,10 @@ class InProcess:
     # --- driving the services ------------------------------------------------------------------
     def consent(self, user_key: str, *, store_photos: bool, hr_key: str | None = None) -> None:
         terms = self.services.consent.terms()
-        self.services.consent.grant(principal(user_key, hr_key),
-                                    {"termsVersion": terms.version, "accepted": True, "storePhotos": store_photos},
-                                    client="test")
+        self.services.consent.grant(GrantConsent(principal(user_key, hr_key), terms.version, store_photos, "test"))
 
     def slots(self, user_key: str, count: int = 1, hr_key: str | None = None) -> list[Slot]:
-        out = self.services.enrollment.create_uploads(principal(user_key, hr_key), count)
+        out = self.services.enrollment.create_uploads(CreateUploads(principal(user_key, hr_key), count)).as_json()
         container = self.env["UPLOADS_CONTAINER"]
         return [Slot(user_key, u["uploadId"], u["url"], u["url"].split("?")[0].split(f"/{container}/", 1)[1])
                 for u in out["uploads"]]
@@ -91,13 +90,13 @@ class InProcess:
         """The front end's PUT, then the BlobCreated event (processed in-process)."""
         put = requests.put(slot.url, data=data, headers={"x-ms-blob-type": "BlockBlob"}, timeout=30)
         assert put.status_code == 201, put.text
-        return str(self.services.enrollment.process_upload(blob_name=slot.blob_name, content=data))
+        return str(self.services.enrollment.process_upload(ProcessUpload(slot.blob_name, data)))
 
     def wait_status(self, user_key: str, wanted: str, *, timeout: float = 20.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         status: dict[str, Any] = {}
         while time.monotonic() < deadline:
-            status = self.services.enrollment.status(user_key)
+            status = self.services.enrollment.status(user_key).as_json()
             if status["status"] == wanted:
                 return status
             time.sleep(0.05)

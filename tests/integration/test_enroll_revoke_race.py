@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from shared.commands import Revoke
 from shared.errors import PersonNotFound
 from tests.fixtures.azurite import Azurite
 from tests.fixtures.paths import face_bytes
@@ -51,7 +52,7 @@ def test_revocation_during_add_face_leaves_nothing(azurite: Azurite, face_api: A
     def revoke_now() -> None:
         nonlocal row
         row = stack.services.records.get("users", user, "user")
-        stack.services.revocation.erase(user, request_id="race-1", reason="withdrawn", requested_by=user)
+        stack.services.revocation.erase(Revoke(user, "race-1", reason="withdrawn", requested_by=user))
 
     wrappers[0].hook = revoke_now
     assert stack.deliver(slot, face_bytes("family1-dad/1.jpg")) == "discarded"
@@ -61,4 +62,4 @@ def test_revocation_during_add_face_leaves_nothing(azurite: Azurite, face_api: A
     assert not [b for b in stack.blobs("KEPT_PHOTOS_CONTAINER") if b.startswith(str(row[0]["keptToken"]))]
     assert slot.blob_name not in stack.blobs("UPLOADS_CONTAINER")
     assert stack.table_rows("users", pk=user) == [] and stack.table_rows("uploads", pk=user) == []
-    assert stack.services.enrollment.status(user)["status"] == "revoked"
+    assert stack.services.enrollment.status(user).status == "revoked"

@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from shared.domain.erasure import TABLE_CONSENT_BY_DAY, TABLE_UPLOADS_BY_MINUTE
+from shared.adapters.repositories import TABLE_CONSENT_BY_DAY, TABLE_UPLOADS_BY_MINUTE
+from shared.commands import Revoke
 from shared.errors import PersonNotFound
 from tests.fixtures.azurite import Azurite
 from tests.fixtures.face_emulator import start_face_emulator
@@ -109,8 +110,8 @@ def enroll(stack: InProcess) -> dict[str, Any]:
 
 
 def erase(stack: InProcess, case: dict[str, Any]) -> dict[str, Any]:
-    return dict(stack.services.revocation.erase(case["user"], request_id=case["request"], reason="test",
-                                                requested_by="test"))
+    return stack.services.revocation.erase(Revoke(case["user"], case["request"], reason="test",
+                                                  requested_by="test")).as_json()
 
 
 def assert_erased(stack: InProcess, case: dict[str, Any], receipt: dict[str, Any]) -> None:

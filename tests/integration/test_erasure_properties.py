@@ -24,7 +24,10 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from shared.errors import RequestRejected
+from shared.commands import ProcessUpload, RequestRevocation, RunPurge
+from shared.domain.enrollment import latest_entry
+from shared.envelopes import decode_hr_event, decode_revoke
+from shared.errors import ConsentRequired, NotFound
 from tests.fixtures.azurite import Azurite
 from tests.fixtures.paths import face_bytes
 from tests.integration.erasure_support import InProcess, Slot, in_process, principal
@@ -115,7 +118,7 @@ class Run:
             u = self.user(op[1])
             try:
                 (slot,) = self.stack.slots(u.key, 1, hr_key=u.hr)
-            except RequestRejected:
+            except ConsentRequired:
                 assert u.granted_at is None
                 return
             self.slots.append(ModelSlot(slot, u.generation, self.stack.clock.now))
@@ -135,28 +138,29 @@ class Run:
                     assert outcome in ("unknown", "discarded"), outcome
                 self._observe(u)
             elif s.photo is not None:  # a duplicate BlobCreated event
-                self.svc.enrollment.process_upload(blob_name=s.slot.blob_name, content=PHOTOS[s.photo])
+                self.svc.enrollment.process_upload(ProcessUpload(s.slot.blob_name, PHOTOS[s.photo]))
         elif kind == "revoke":
             u = self.user(op[1])
             try:
-                self.svc.revocation.request(principal(u.key, u.hr), u.key, reason="test")
-            except RequestRejected:
+                self.svc.revocation.request(RequestRevocation(principal(u.key, u.hr), u.key, "test"))
+            except NotFound:
                 return  # never consented
             _, message = self.stack.publisher.sent[-1]
             for _ in range(2 if op[2] else 1):
-                self.svc.revocation.handle_command(message.body, message_id=message.message_id)
+                self.svc.revocation.erase(decode_revoke(message.body))
             self._erased(u)
         elif kind == "terminate":
             u = self.user(op[1])
             event = {"specversion": "1.0", "id": uuid.uuid4().hex, "source": "/hr/test", "type": "hr.employee.terminated",
                      "data": {"employeeId": u.hr, "effectiveDate": self.stack.clock.now.date().isoformat()}}
-            outcomes = [self.svc.revocation.handle_hr_event(json.dumps(event).encode(), message_id=event["id"])
+            types = self.svc.settings.termination_event_types
+            outcomes = [self.svc.revocation.hr_event(decode_hr_event(json.dumps(event).encode(), termination_types=types))
                         for _ in range(2 if op[2] else 1)]
             if "erased" in outcomes:
                 self._erased(u)
         elif kind == "purge":
             now = self.stack.clock.now
-            self.svc.purge.run(dry_run=False, trigger="test")
+            self.svc.purge.run(RunPurge(dry_run=False, trigger="test"))
             for u in self.users:
                 if u.granted_at is not None and u.granted_at <= now - timedelta(days=RETENTION_DAYS):
                     self._erased(u)
@@ -169,17 +173,17 @@ class Run:
     # --- the invariants ----------------------------------------------------------------------
     def check(self) -> None:
         svc = self.stack.services
-        users = {u.key: (svc.records.get("users", u.key, "user") or (None,))[0] for u in self.users}
+        users = {u.key: svc.repos.users.get(u.key) for u in self.users}
         current = {u.key: svc.consent.current(u.key) for u in self.users}
         persons = self.stack.persons()
-        person_owner = {str(row["personId"]): key for key, row in users.items() if row and row.get("personId")}
+        person_owner = {row.person_id: key for key, row in users.items() if row and row.person_id}
         # 1. No Face person without current consent.
         for person_id in persons:
             owner = person_owner.get(person_id)
             assert owner is not None, "a Face person no record knows"
             assert current[owner] is not None, "a Face person without current consent"
         # 2. No kept photo without storePhotos.
-        token_owner = {str(row["keptToken"]): key for key, row in users.items() if row and row.get("keptToken")}
+        token_owner = {row.kept_token: key for key, row in users.items() if row and row.kept_token}
         for name in self.stack.blobs("KEPT_PHOTOS_CONTAINER"):
             owner = token_owner.get(name.partition("/")[0])
             assert owner is not None, "a kept photo of nobody"
@@ -190,9 +194,9 @@ class Run:
         kept = self.stack.blobs("KEPT_PHOTOS_CONTAINER")
         for u in self.users:
             ledger = svc.consent.ledger(u.key)
-            if not ledger or max(ledger, key=lambda e: str(e["RowKey"])).get("kind") != "revocation":
+            latest = latest_entry(ledger)
+            if latest is None or latest.kind != "revocation":
                 continue
-            latest = max(ledger, key=lambda e: str(e["RowKey"]))
             assert users[u.key] is None
             assert svc.records.partition("uploads", u.key) == []
             assert not (u.persons & set(persons))
@@ -201,15 +205,15 @@ class Run:
                 if s.slot.user_key == u.key:
                     assert s.slot.blob_name not in uploads
                     assert svc.records.get("uploadindex", s.slot.upload_id, "u") is None
-            assert svc.records.get("receipts", str(latest["receiptId"]), "receipt") is not None
-            assert svc.enrollment.status(u.key)["status"] == "revoked"
+            assert svc.repos.receipts.get(str(latest.receipt_id)) is not None
+            assert svc.enrollment.status(u.key).status == "revoked"
         # 4. Every consenting user with a good photo ends enrolled, or failed with a reason.
         for u in self.users:
             if current[u.key] is None:
                 continue
             if u.enrolled_generation == u.generation:
                 self.stack.wait_status(u.key, "enrolled")
-            status = svc.enrollment.status(u.key)
+            status = svc.enrollment.status(u.key).as_json()
             if status["status"] == "failed":
                 assert status.get("message") or any(p["reasons"] for p in status["photos"]), status
 

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from shared.domain import erasure as plan
+from shared.domain.records import LedgerEntry, SupersededGroup, Upload, User
 
 pytestmark = pytest.mark.unit
 
@@ -14,8 +15,8 @@ NOW = datetime(2025, 6, 15, 3, 0, tzinfo=timezone.utc)
 YEAR = timedelta(days=365)
 
 
-def grant(at: datetime, n: int = 0) -> dict[str, object]:
-    return {"RowKey": f"{at.isoformat()}_{n}", "kind": "consent", "accepted": True, "at": at.isoformat()}
+def grant(at: datetime, n: int = 0) -> LedgerEntry:
+    return LedgerEntry(user_key="u", entry_id=f"{at.isoformat()}_{n}", kind="consent", accepted=True, at=at.isoformat())
 
 
 def test_keys_sort_by_time_and_bounds_include_the_cutoff_bucket() -> None:
@@ -34,7 +35,7 @@ def test_consent_verdicts() -> None:
     renewed = [grant(old), grant(NOW - timedelta(days=3), 1)]
     assert plan.consent_verdict(plan.day_key(old), renewed, now=NOW, retention=YEAR) == plan.STALE
     # Revoked since, or no ledger at all: stale.
-    revoked = [grant(old), {"RowKey": f"{NOW.isoformat()}_r", "kind": "revocation", "accepted": False}]
+    revoked = [grant(old), LedgerEntry(user_key="u", entry_id=f"{NOW.isoformat()}_r", kind="revocation")]
     assert plan.consent_verdict(plan.day_key(old), revoked, now=NOW, retention=YEAR) == plan.STALE
     assert plan.consent_verdict(plan.day_key(old), [], now=NOW, retention=YEAR) == plan.STALE
 
@@ -42,21 +43,25 @@ def test_consent_verdicts() -> None:
 def test_stale_uploads_and_groups() -> None:
     age = timedelta(minutes=60)
     created = (NOW - timedelta(minutes=61)).isoformat()
-    assert plan.upload_is_stale({"status": "awaitingUpload", "createdAt": created}, now=NOW, max_age=age)
-    assert plan.upload_is_stale({"status": "processing", "createdAt": created}, now=NOW, max_age=age)
-    assert not plan.upload_is_stale({"status": "accepted", "createdAt": created}, now=NOW, max_age=age)
-    assert not plan.upload_is_stale({"status": "awaitingUpload", "createdAt": NOW.isoformat()}, now=NOW, max_age=age)
+    def upload(status: str, created_at: str) -> Upload:
+        return Upload(user_key="u", upload_id="x", status=status, created_at=created_at)
+
+    assert plan.upload_is_stale(upload("awaitingUpload", created), now=NOW, max_age=age)
+    assert plan.upload_is_stale(upload("processing", created), now=NOW, max_age=age)
+    assert not plan.upload_is_stale(upload("accepted", created), now=NOW, max_age=age)
+    assert not plan.upload_is_stale(upload("awaitingUpload", NOW.isoformat()), now=NOW, max_age=age)
     assert not plan.upload_is_stale(None, now=NOW, max_age=age)
     grace = timedelta(days=7)
-    assert plan.group_is_due({"supersededAt": (NOW - timedelta(days=8)).isoformat()}, now=NOW, grace=grace)
-    assert not plan.group_is_due({"supersededAt": (NOW - timedelta(days=6)).isoformat()}, now=NOW, grace=grace)
-    assert not plan.group_is_due({}, now=NOW, grace=grace)
+    assert plan.group_is_due(SupersededGroup(group_id="g", superseded_at=(NOW - timedelta(days=8)).isoformat()),
+                             now=NOW, grace=grace)
+    assert not plan.group_is_due(SupersededGroup(group_id="g", superseded_at=(NOW - timedelta(days=6)).isoformat()),
+                                 now=NOW, grace=grace)
+    assert not plan.group_is_due(SupersededGroup(group_id="g"), now=NOW, grace=grace)
 
 
 def test_orphan_persons() -> None:
-    users = [{"personId": "p1", "personAttempt": None}, {"personId": None, "personAttempt": "a2",
-                                                          "abandonedAttempts_json": ["a0"]},
-             {"personId": "p3", "newPersonId": "p3new", "newPersonAttempt": "a4"}]
+    users = [User(user_key="1", person_id="p1"), User(user_key="2", person_attempt="a2", abandoned_attempts=["a0"]),
+             User(user_key="3", person_id="p3", new_person_id="p3new", new_person_attempt="a4")]
     persons, in_flight = plan.known_persons(users)
     assert persons == {"p1", "p3", "p3new"} and in_flight == {"a2", "a4"}
     assert not plan.is_orphan_person("p1", "a1", persons=persons, in_flight=in_flight)

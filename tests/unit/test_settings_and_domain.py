@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 import pytest
 
 from shared.domain import enrollment as dom
+from shared.domain.records import LedgerEntry, Upload, User
 from shared.settings import SETTINGS, Settings
 
 pytestmark = pytest.mark.unit
@@ -28,9 +29,9 @@ def test_every_setting_is_documented_once() -> None:
     assert all(s.meaning.strip() for s in SETTINGS)
 
 
-def ledger(*entries: tuple[str, str, bool, str]) -> list[dict[str, object]]:
-    return [{"RowKey": rk, "kind": kind, "accepted": accepted, "termsVersion": version, "at": rk, "storePhotos": True}
-            for rk, kind, accepted, version in entries]
+def ledger(*entries: tuple[str, str, bool, str]) -> list[LedgerEntry]:
+    return [LedgerEntry(user_key="u", entry_id=rk, kind=kind, accepted=accepted, terms_version=version, at=rk,
+                        store_photos=True) for rk, kind, accepted, version in entries]
 
 
 def test_current_consent_is_the_latest_grant_to_current_terms() -> None:
@@ -46,14 +47,14 @@ def test_current_consent_is_the_latest_grant_to_current_terms() -> None:
 
 def test_overall_status() -> None:
     t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    user = {"state": "active", "personId": "p", "faceAddedAt": "2026-01-01T00:00:10Z"}
+    user = User(user_key="u", person_id="p", face_added_at="2026-01-01T00:00:10Z")
     assert dom.overall_status(None, [], has_consent=False, last_trained_through=None) == dom.NONE
     assert dom.overall_status(user, [], has_consent=True, last_trained_through=t0) == dom.PENDING
     later = datetime(2026, 1, 1, 0, 1, tzinfo=timezone.utc)
     assert dom.overall_status(user, [], has_consent=True, last_trained_through=later) == dom.ENROLLED
-    rejected = [{"status": dom.REJECTED}]
-    assert dom.overall_status({"state": "active"}, rejected, has_consent=True, last_trained_through=None) == dom.FAILED
-    assert dom.overall_status({"state": "active", "reenrollRequired": True}, [], has_consent=True,
+    rejected = [Upload(user_key="u", upload_id="x", status=dom.REJECTED)]
+    assert dom.overall_status(User(user_key="u"), rejected, has_consent=True, last_trained_through=None) == dom.FAILED
+    assert dom.overall_status(User(user_key="u", reenroll_required=True), [], has_consent=True,
                               last_trained_through=None) == dom.REENROLL_REQUIRED
 
 

@@ -1,0 +1,197 @@
+"""Repositories: the one place that knows table names, key layouts and column names.
+
+Each record type of shared/domain/records.py is stored by a ``Layout``: its table, which fields
+(or constants) are the PartitionKey and RowKey, and its columns. A column is the field's name in
+camelCase; list and dict fields are JSON columns (``<name>_json``, stored as JSON text by the
+record store). ``Repository`` reads and writes typed records over any ``RecordStorePort`` (Table
+storage, or the in-memory fake in tests) and carries the ETag on the record, so every update is
+conditional. ``Repository.mutate`` is the one optimistic read-modify-write loop of the app.
+
+To add a table: a dataclass in shared/domain/records.py, a ``Layout`` and a field in
+``Repositories`` below.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Generic, TypeVar
+
+from shared.domain import records as rec
+from shared.errors import RecordConflict, TransientFailure
+from shared.ports import RecordStorePort
+
+R = TypeVar("R", bound=rec.Record)
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p.title() for p in rest)
+
+
+@dataclass(frozen=True)
+class Layout(Generic[R]):
+    """Where a record type lives. ``pk``/``rk`` name a field, or ``pk_const``/``rk_const`` fix the key."""
+
+    table: str
+    record: type[R]
+    pk: str | None = None
+    rk: str | None = None
+    pk_const: str | None = None
+    rk_const: str | None = None
+    renamed: Mapping[str, str] = dataclasses.field(default_factory=dict)  # field -> column, when not camelCase
+    key_columns: bool = False  # also store the key fields as columns (older rows and readers expect them)
+
+    @cached_property
+    def _columns(self) -> dict[str, str]:
+        hints = typing.get_type_hints(self.record)
+        out: dict[str, str] = {}
+        for f in dataclasses.fields(self.record):
+            if f.name == "etag" or (f.name in (self.pk, self.rk) and not self.key_columns):
+                continue
+            origin = typing.get_origin(hints[f.name]) or hints[f.name]
+            suffix = "_json" if origin in (list, dict) else ""
+            out[f.name] = self.renamed.get(f.name) or _camel(f.name) + suffix
+        return out
+
+    def keys(self, *, pk: str | None = None, rk: str | None = None) -> tuple[str, str]:
+        pk_value = self.pk_const if self.pk_const is not None else pk
+        rk_value = self.rk_const if self.rk_const is not None else rk
+        if pk_value is None or rk_value is None:
+            raise ValueError(f"{self.table}: both keys are needed")
+        return pk_value, rk_value
+
+    def to_entity(self, record: R) -> dict[str, Any]:
+        pk = self.pk_const if self.pk_const is not None else getattr(record, str(self.pk))
+        rk = self.rk_const if self.rk_const is not None else getattr(record, str(self.rk))
+        entity: dict[str, Any] = {"PartitionKey": pk, "RowKey": rk}
+        for name, column in self._columns.items():
+            entity[column] = getattr(record, name)
+        return entity
+
+    def from_entity(self, entity: Mapping[str, Any], etag: str = "") -> R:
+        values: dict[str, Any] = {}
+        if self.pk:
+            values[self.pk] = str(entity["PartitionKey"])
+        if self.rk:
+            values[self.rk] = str(entity["RowKey"])
+        for name, column in self._columns.items():
+            if name not in values and entity.get(column) is not None:
+                values[name] = entity[column]
+        return self.record(etag=etag, **values)
+
+    def columns(self, names: list[str]) -> list[str]:
+        return ["PartitionKey", "RowKey", *(self._columns[n] for n in names if n in self._columns)]
+
+
+class Repository(Generic[R]):
+    def __init__(self, store: RecordStorePort, layout: Layout[R]) -> None:
+        self._store = store
+        self.layout = layout
+
+    @property
+    def table(self) -> str:
+        """The table's name without the app's prefix (receipts name the stores they erased)."""
+        return self.layout.table
+
+    def get(self, pk: str | None = None, rk: str | None = None) -> R | None:
+        found = self._store.get(self.layout.table, *self.layout.keys(pk=pk, rk=rk))
+        return self.layout.from_entity(*found) if found else None
+
+    def insert(self, record: R) -> R:
+        """Creates the record; ``RecordExists`` if it is there already."""
+        record.etag = self._store.insert(self.layout.table, self.layout.to_entity(record))
+        return record
+
+    def update(self, record: R) -> R:
+        """Replaces the record if it still has ``record.etag``; ``RecordConflict`` otherwise (or if it is gone)."""
+        record.etag = self._store.update(self.layout.table, self.layout.to_entity(record), etag=record.etag)
+        return record
+
+    def upsert(self, record: R) -> R:
+        record.etag = self._store.upsert(self.layout.table, self.layout.to_entity(record))
+        return record
+
+    def delete(self, pk: str | None = None, rk: str | None = None) -> None:
+        """Idempotent: a missing record is not an error."""
+        self._store.delete(self.layout.table, *self.layout.keys(pk=pk, rk=rk))
+
+    def mutate(self, change: Callable[[R], object], pk: str | None = None, rk: str | None = None, *,
+               attempts: int = 5) -> R | None:
+        """Applies ``change`` (which mutates the record in place) and writes it if nobody changed it meanwhile.
+
+        Re-reads and re-applies on a lost race. Returns the written record, or None when there is none
+        (erased, for instance). ``change`` may raise to abort. ``TransientFailure`` when it keeps changing.
+        """
+        for _ in range(attempts):
+            found = self.get(pk, rk)
+            if found is None:
+                return None
+            change(found)
+            try:
+                return self.update(found)
+            except RecordConflict:
+                continue
+        raise TransientFailure(f"{self.layout.table} record kept changing")
+
+    def partition(self, pk: str | None = None) -> list[R]:
+        key = self.layout.pk_const if self.layout.pk_const is not None else pk
+        if key is None:
+            raise ValueError(f"{self.layout.table}: a partition key is needed")
+        return [self.layout.from_entity(e) for e in self._store.partition(self.layout.table, key)]
+
+    def range(self, *, pk_from: str | None = None, pk_to: str | None = None, pk: str | None = None,
+              only: list[str] | None = None) -> Iterator[R]:
+        """A key-range query; ``only`` reads just those fields (the others keep their defaults)."""
+        select = self.layout.columns(only) if only is not None else None
+        for e in self._store.range(self.layout.table, pk_from=pk_from, pk_to=pk_to, pk=pk, select=select):
+            yield self.layout.from_entity(e)
+
+
+# --- the tables --------------------------------------------------------------------------------------
+TABLE_USERS, TABLE_UPLOADS, TABLE_UPLOAD_INDEX = "users", "uploads", "uploadindex"
+TABLE_CONSENT, TABLE_STATE, TABLE_AUDIT, TABLE_OVERRIDES, TABLE_RECEIPTS = "consent", "state", "audit", "overrides", "receipts"
+TABLE_HR_INDEX, TABLE_RUNS, TABLE_ITEMS = "hrindex", "reenrollruns", "reenrollitems"
+TABLE_CONSENT_BY_DAY, TABLE_UPLOADS_BY_MINUTE = "consentbyday", "uploadsbyminute"
+
+USERS = Layout(TABLE_USERS, rec.User, pk="user_key", rk_const="user")
+UPLOADS = Layout(TABLE_UPLOADS, rec.Upload, pk="user_key", rk="upload_id")
+UPLOAD_INDEX = Layout(TABLE_UPLOAD_INDEX, rec.UploadIndex, pk="upload_id", rk_const="u")
+LEDGER = Layout(TABLE_CONSENT, rec.LedgerEntry, pk="user_key", rk="entry_id")
+HR_INDEX = Layout(TABLE_HR_INDEX, rec.HrIndexEntry, pk="employee_id", rk_const="u")
+GROUP = Layout(TABLE_STATE, rec.GroupState, pk_const="group", rk_const="active")
+REENROLL_LOCK = Layout(TABLE_STATE, rec.ReenrollLock, pk_const="reenroll", rk_const="current")
+SUPERSEDED = Layout(TABLE_STATE, rec.SupersededGroup, pk_const="supersededgroup", rk="group_id")
+OVERRIDES = Layout(TABLE_OVERRIDES, rec.Override, pk="user_key", rk_const="override")
+RECEIPTS = Layout(TABLE_RECEIPTS, rec.Receipt, pk="receipt_id", rk_const="receipt", key_columns=True)
+RUNS = Layout(TABLE_RUNS, rec.ReenrollRun, pk="run_id", rk_const="run", key_columns=True)
+ITEMS = Layout(TABLE_ITEMS, rec.WorkItem, pk="run_id", rk="user_key")
+CONSENT_DUE = Layout(TABLE_CONSENT_BY_DAY, rec.ConsentDue, pk="day", rk="user_key",
+                     renamed={"grant_entry_id": "grantRowKey"})
+UPLOADS_DUE = Layout(TABLE_UPLOADS_BY_MINUTE, rec.UploadDue, pk="minute", rk="upload_id")
+AUDIT = Layout(TABLE_AUDIT, rec.AuditEntry, pk="day", rk="entry_id")
+
+
+class Repositories:
+    """Every repository, over one record store (built once in shared/bootstrap.py)."""
+
+    def __init__(self, store: RecordStorePort) -> None:
+        self.store = store
+        self.users = Repository(store, USERS)
+        self.uploads = Repository(store, UPLOADS)
+        self.upload_index = Repository(store, UPLOAD_INDEX)
+        self.ledger = Repository(store, LEDGER)
+        self.hr_index = Repository(store, HR_INDEX)
+        self.group = Repository(store, GROUP)
+        self.reenroll_lock = Repository(store, REENROLL_LOCK)
+        self.superseded = Repository(store, SUPERSEDED)
+        self.overrides = Repository(store, OVERRIDES)
+        self.receipts = Repository(store, RECEIPTS)
+        self.runs = Repository(store, RUNS)
+        self.items = Repository(store, ITEMS)
+        self.consent_due = Repository(store, CONSENT_DUE)
+        self.uploads_due = Repository(store, UPLOADS_DUE)
+        self.audit = Repository(store, AUDIT)

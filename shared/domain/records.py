@@ -1,0 +1,231 @@
+"""The records the app keeps, as typed dataclasses (pure: no storage keys, no table names, no JSON).
+
+Each record carries the ETag it was read with (``etag``), so an update is conditional on it: the
+repositories (shared/adapters/repositories.py) own where and how each record is stored, and raise
+``RecordConflict`` when someone else changed it first. Times are ISO-8601 UTC strings, as stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(kw_only=True)
+class Record:
+    etag: str = field(default="", compare=False, repr=False)
+
+
+@dataclass(kw_only=True)
+class User(Record):
+    """One enrollment per user: the choices of the consent in force and where the user's person is.
+
+    A person is created only after its attempt id is recorded (``person_attempt``, re-enrollment's
+    ``new_person_attempt``): purge recognises a person in flight by that id as its ``userData``.
+    """
+
+    user_key: str
+    store_photos: bool = False
+    hr_key: str | None = None
+    kept_token: str | None = None
+    created_at: str | None = None
+    group_id: str | None = None
+    person_id: str | None = None
+    person_attempt: str | None = None
+    abandoned_attempts: list[str] = field(default_factory=list)
+    face_added_at: str | None = None
+    last_error: str | None = None
+    reenroll_required: bool = False
+    # during and after a re-enrollment
+    new_group_id: str | None = None
+    new_person_id: str | None = None
+    new_person_attempt: str | None = None
+    previous_group_id: str | None = None
+    previous_person_id: str | None = None
+
+    def persons(self) -> list[tuple[str, str]]:
+        """Every (group, person) the record names: the erasure deletes each."""
+        pairs = [(self.group_id, self.person_id), (self.new_group_id, self.new_person_id),
+                 (self.previous_group_id, self.previous_person_id)]
+        return [(g, p) for g, p in pairs if g and p]
+
+
+@dataclass(kw_only=True)
+class Upload(Record):
+    user_key: str
+    upload_id: str
+    session_id: str = ""
+    blob_name: str = ""
+    status: str = ""
+    created_at: str | None = None
+    expires_on: str | None = None
+    claimed_at: str | None = None
+    persisted_face_id: str | None = None
+    codes: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    kept: bool = False
+    processed_at: str | None = None
+
+
+@dataclass(kw_only=True)
+class UploadIndex(Record):
+    """Finds the user of a blob (``<sessionId>/<uploadId>``) without a scan."""
+
+    upload_id: str
+    user_key: str = ""
+    session_id: str = ""
+    created_at: str | None = None
+
+
+@dataclass(kw_only=True)
+class LedgerEntry(Record):
+    """One entry of the append-only consent ledger: a grant (``kind == "consent"``) or a revocation.
+
+    ``entry_id`` sorts by time (``<ISO time>_<unique>``), so the latest entry decides.
+    """
+
+    user_key: str
+    entry_id: str
+    kind: str = ""
+    accepted: bool = False
+    at: str = ""
+    # grants
+    terms_version: str | None = None
+    terms_sha256: str | None = None
+    store_photos: bool = False
+    client: str | None = None
+    # revocations (the tombstone)
+    request_id: str | None = None
+    receipt_id: str | None = None
+    reason: str | None = None
+    requested_by: str | None = None
+    plan: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(kw_only=True)
+class HrIndexEntry(Record):
+    employee_id: str
+    user_key: str = ""
+
+
+@dataclass(kw_only=True)
+class GroupState(Record):
+    """The active LargePersonGroup, pinned with its model, and its training state."""
+
+    group_id: str = ""
+    recognition_model: str = ""
+    created_at: str | None = None
+    created: bool = False
+    training_status: str | None = None
+    training_started_at: str | None = None
+    last_succeeded_started_at: str | None = None
+    dirty: bool = False
+
+
+@dataclass(kw_only=True)
+class ReenrollLock(Record):
+    """The one re-enrollment run allowed at a time."""
+
+    run_id: str = ""
+    active: bool = False
+    new_group_id: str | None = None
+
+
+@dataclass(kw_only=True)
+class SupersededGroup(Record):
+    group_id: str
+    superseded_at: str | None = None
+    recognition_model: str | None = None
+    superseded_by: str | None = None
+
+
+@dataclass(kw_only=True)
+class Override(Record):
+    user_key: str
+    override_id: str = ""
+    admin: str = ""
+    reason: str = ""
+    granted_at: str | None = None
+    expires_at: str | None = None
+
+
+@dataclass(kw_only=True)
+class Receipt(Record):
+    receipt_id: str
+    request_id: str = ""
+    subject: str | None = None
+    requested_by: str | None = None
+    reason: str | None = None
+    completed_at: str | None = None
+    erased: list[dict[str, object]] = field(default_factory=list)  # {kind, store, count}
+    retained: list[str] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class ReenrollRun(Record):
+    run_id: str
+    status: str = ""
+    target_model: str = ""
+    new_group_id: str = ""
+    old_group_id: str | None = None
+    started_at: str | None = None
+    requested_by: str | None = None
+    total: int = 0
+    done: int = 0
+    failed: int = 0
+    skipped: int = 0
+    fanout_done: bool = False
+    group_created: bool = False
+    work_ends_at: str | None = None
+    training_started_at: str | None = None
+    switched_at: str | None = None
+    message: str | None = None
+
+
+@dataclass(kw_only=True)
+class WorkItem(Record):
+    """One user's share of a re-enrollment run, with the lease of the delivery working on it."""
+
+    run_id: str
+    user_key: str
+    status: str = "queued"
+    photos: int = 0
+    scheduled_at: str | None = None
+    claimed_by: str | None = None
+    claimed_at: str | None = None
+    added: list[str] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+    adding: str | None = None
+    finished_at: str | None = None
+    reason: str | None = None
+    faces: int | None = None
+
+
+@dataclass(kw_only=True)
+class ConsentDue(Record):
+    """``consentbyday``: the grant of ``user_key`` made on ``day`` (purge reads the days that are due)."""
+
+    day: str
+    user_key: str
+    grant_entry_id: str = ""
+    at: str | None = None
+
+
+@dataclass(kw_only=True)
+class UploadDue(Record):
+    """``uploadsbyminute``: the upload slot created in ``minute`` (purge reads the minutes that are due)."""
+
+    minute: str
+    upload_id: str
+    user_key: str = ""
+    created_at: str | None = None
+
+
+@dataclass(kw_only=True)
+class AuditEntry(Record):
+    day: str
+    entry_id: str
+    action: str = ""
+    actor: str = ""
+    subject: str | None = None
+    at: str = ""
+    details: dict[str, object] = field(default_factory=dict)

@@ -1,0 +1,71 @@
+"""RecordStorePort: FakeRecords and TableRecords (Azurite) answer the same way."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.errors import RecordConflict, RecordExists
+from shared.ports import RecordStorePort
+
+
+def test_insert_get_and_insert_only(record_store: RecordStorePort) -> None:
+    etag = record_store.insert("things", {"PartitionKey": "p", "RowKey": "1", "n": 1, "tags_json": ["a", {"b": 2}],
+                                          "gone": None, "flag": True})
+    with pytest.raises(RecordExists):
+        record_store.insert("things", {"PartitionKey": "p", "RowKey": "1"})
+    found = record_store.get("things", "p", "1")
+    assert found is not None
+    row, current = found
+    assert current == etag
+    assert row["tags_json"] == ["a", {"b": 2}] and row["n"] == 1 and row["flag"] is True
+    assert "gone" not in row  # None columns are not stored
+    assert record_store.get("things", "p", "2") is None
+    assert record_store.get("nothinghere", "p", "1") is None
+
+
+def test_update_is_conditional_on_the_etag(record_store: RecordStorePort) -> None:
+    first = record_store.insert("things", {"PartitionKey": "p", "RowKey": "1", "n": 1})
+    second = record_store.update("things", {"PartitionKey": "p", "RowKey": "1", "n": 2}, etag=first)
+    assert second != first
+    with pytest.raises(RecordConflict):
+        record_store.update("things", {"PartitionKey": "p", "RowKey": "1", "n": 3}, etag=first)  # stale
+    found = record_store.get("things", "p", "1")
+    assert found is not None and found[0]["n"] == 2 and found[1] == second
+    # Replace semantics: a column left out is gone.
+    record_store.update("things", {"PartitionKey": "p", "RowKey": "1", "m": 5}, etag=second)
+    found = record_store.get("things", "p", "1")
+    assert found is not None and "n" not in found[0] and found[0]["m"] == 5
+    # A deleted record cannot be updated: the writer lost the race.
+    record_store.delete("things", "p", "1")
+    with pytest.raises(RecordConflict):
+        record_store.update("things", {"PartitionKey": "p", "RowKey": "1", "n": 4}, etag=found[1])
+
+
+def test_upsert_and_idempotent_delete(record_store: RecordStorePort) -> None:
+    record_store.upsert("things", {"PartitionKey": "p", "RowKey": "1", "n": 1})
+    etag = record_store.upsert("things", {"PartitionKey": "p", "RowKey": "1", "m": 2})
+    found = record_store.get("things", "p", "1")
+    assert found is not None and found[0].get("n") is None and found[0]["m"] == 2 and found[1] == etag
+    record_store.delete("things", "p", "1")
+    record_store.delete("things", "p", "1")  # missing: not an error
+    record_store.delete("nevercreated", "p", "1")
+    assert record_store.get("things", "p", "1") is None
+
+
+def test_partition_and_key_ranges(record_store: RecordStorePort) -> None:
+    for pk in ("20260101", "20260102", "20260103"):
+        for rk in ("a", "b"):
+            record_store.insert("idx", {"PartitionKey": pk, "RowKey": rk, "v": f"{pk}{rk}", "w": 1})
+    assert [r["RowKey"] for r in record_store.partition("idx", "20260102")] == ["a", "b"]
+    assert record_store.partition("idx", "19990101") == []
+    upto = list(record_store.range("idx", pk_to="20260103"))
+    assert [(r["PartitionKey"], r["RowKey"]) for r in upto] == [
+        ("20260101", "a"), ("20260101", "b"), ("20260102", "a"), ("20260102", "b")]
+    since = list(record_store.range("idx", pk_from="20260102", rk_from="b"))
+    assert [(r["PartitionKey"], r["RowKey"]) for r in since] == [("20260102", "b"), ("20260103", "b")]
+    one = list(record_store.range("idx", pk="20260103", rk_to="b"))
+    assert [r["v"] for r in one] == ["20260103a"]
+    selected = list(record_store.range("idx", pk="20260101", select=["RowKey", "v"]))
+    assert [r["v"] for r in selected] == ["20260101a", "20260101b"]
+    assert all("w" not in r for r in selected)
+    assert list(record_store.range("nevercreated")) == []
