@@ -15,7 +15,7 @@ Each entry is built from its specification in a fraction of a second and names w
 * ordinary controls that must still be accepted: a 4032x3024 camera-sized JPEG, a progressive one,
   a 4096x4096 PNG at the limit.
 
-``build()`` returns ``{name: bytes}``; ``EXPECT`` says which entries must be accepted.
+``build()`` returns ``{name: bytes}``; ``ACCEPTED`` / ``REFUSED`` / ``EITHER`` say what each must become.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 
 from PIL import Image
 
-__all__ = ["ACCEPTED", "BUILDERS", "build", "progressive_scan_bomb", "png_rows"]
+__all__ = ["ACCEPTED", "BUILDERS", "EITHER", "REFUSED", "build", "png_rows", "progressive_scan_bomb"]
 
 
 # --- JPEG ----------------------------------------------------------------------------------------
@@ -226,6 +226,9 @@ def _entries() -> Iterator[tuple[str, Callable[[], bytes]]]:
 
 BUILDERS: dict[str, Callable[[], bytes]] = dict(_entries())
 ACCEPTED = frozenset(name for name in BUILDERS if name.startswith("ok-"))
+# Inside every limit and cheap once the limits hold: accepting or refusing them are both right.
+EITHER = frozenset({"jpeg-scan-bomb-4096-60", "png-stripes-4096", "png-gray16-4096"})
+REFUSED = frozenset(BUILDERS) - ACCEPTED - EITHER
 
 
 def build(names: list[str] | None = None) -> dict[str, bytes]:

@@ -41,7 +41,7 @@ def test_progressive_scan_bomb_is_refused_before_decoding() -> None:
 
 def test_a_progressive_jpeg_with_an_ordinary_scan_count_is_accepted() -> None:
     ok = corpus.progressive_scan_bomb(256, 256, ac_scans=images.MAX_JPEG_SCANS - 1)
-    assert validate_image(ok).width == 256
+    assert validate_image(ok, min_bytes=1).width == 256  # flat grey: its re-encoding is under 1 KB
 
 
 def test_dimensions_beyond_the_face_limit_are_refused_before_decoding() -> None:
@@ -57,7 +57,7 @@ def test_a_photo_smaller_than_the_smallest_detectable_face_is_refused() -> None:
     assert refused(small.getvalue(), min_bytes=1).code == "tooSmall"
 
 
-HOSTILE = sorted(name for name in corpus.BUILDERS if name not in corpus.ACCEPTED)
+HOSTILE = sorted(corpus.REFUSED)
 
 
 @pytest.mark.parametrize("name", HOSTILE)
