@@ -46,11 +46,14 @@ import signal
 import struct
 import threading
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageOps
 
-__all__ = ["DEFAULT_LIMITS", "ImageLimits", "ImageRejected", "ValidatedImage", "validate_image"]
+if TYPE_CHECKING:
+    from shared.settings import Settings
+
+__all__ = ["DEFAULT_LIMITS", "ImageLimits", "ImageRejected", "ValidatedImage", "limits_from", "validate_image"]
 
 MIN_BYTES = 1024
 MAX_BYTES = 6 * 1024 * 1024
@@ -112,6 +115,14 @@ class ImageLimits:
 
 
 DEFAULT_LIMITS = ImageLimits()
+
+
+def limits_from(settings: Settings) -> ImageLimits:
+    """The limits the app settings ask for (docs/security.md lists each)."""
+    side = settings.image_max_side
+    return ImageLimits(max_side=side, max_pixels=side * side, max_scans=settings.image_max_jpeg_scans,
+                       cpu_seconds=settings.image_decode_cpu_seconds, memory_mb=settings.image_decode_memory_mb,
+                       wall_seconds=settings.image_decode_wall_seconds)
 _LIMIT_NAMES = frozenset(f.name for f in fields(ImageLimits))
 
 

@@ -39,7 +39,7 @@ from shared.errors import (
     RequestRejected,
     TransientFailure,
 )
-from shared.images import ImageRejected, validate_image
+from shared.images import TOO_LARGE, ImageRejected, limits_from, validate_image
 from shared.ports import FacePort, PhotoStorePort, RecordStorePort
 from shared.services.audit import AuditLog
 from shared.services.consent import ConsentService
@@ -50,7 +50,6 @@ log = logging.getLogger("shared.enrollment")
 
 DETECT_ATTRIBUTES = ("headPose", "blur", "exposure", "occlusion", "mask", "qualityForRecognition")
 GROUP_ROW = ("group", "active")
-PROCESSING_LEASE = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)
@@ -239,8 +238,11 @@ class EnrollmentService:
         return found[0] if found else None
 
     # --- the enroll pipeline -------------------------------------------------------------------
-    def process_upload(self, *, blob_name: str, content: bytes) -> str:
-        """Handles one BlobCreated. Returns the outcome (for logs and tests); raises only to be retried."""
+    def process_upload(self, *, blob_name: str, content: bytes, declared_size: int | None = None) -> str:
+        """Handles one BlobCreated. Returns the outcome (for logs and tests); raises only to be retried.
+
+        ``declared_size`` is the blob's length from the trigger's metadata: a blob larger than the limit
+        is refused without its content having been read (``content`` is then empty)."""
         session_id, _, upload_id = blob_name.partition("/")
         index = self._records.get(TABLE_UPLOAD_INDEX, upload_id, "u") if upload_id else None
         if index is None or index[0].get("sessionId") != session_id:
@@ -270,20 +272,25 @@ class EnrollmentService:
         # off and is redelivered; a claim left by a crashed delivery expires and is taken over.
         now = self._clock()
         claimed = parse_iso(upload.get("claimedAt"))
-        if upload.get("status") == dom.PROCESSING and claimed and now - claimed < PROCESSING_LEASE:
+        # The lease (UPLOAD_PROCESSING_LEASE_SECONDS) outlasts host.json's functionTimeout: the host stops
+        # any invocation by then, so a redelivery never runs while the first delivery still can.
+        lease = timedelta(seconds=self._settings.upload_processing_lease_seconds)
+        if upload.get("status") == dom.PROCESSING and claimed and now - claimed < lease:
             raise TransientFailure("another delivery of this upload is being processed")
         upload.update({"status": dom.PROCESSING, "claimedAt": iso(now)})
         try:
             etag = self._records.update(TABLE_UPLOADS, upload, etag=etag)
         except RecordConflict as exc:
             raise TransientFailure("another delivery of this upload is being processed") from exc
+        if declared_size is not None and declared_size > limits_from(self._settings).max_bytes:
+            return self._reject(user_key, upload, blob_name, codes=("tooLarge",), reasons=(TOO_LARGE,))
         return self._enroll_photo(user_key, user, upload, blob_name=blob_name, content=content)
 
     def _enroll_photo(self, user_key: str, user: dict[str, Any], upload: dict[str, Any], *, blob_name: str,
                       content: bytes) -> str:
         upload_id = str(upload["RowKey"])
         try:
-            image = validate_image(content)
+            image = validate_image(content, limits_from(self._settings))
         except ImageRejected as exc:
             return self._reject(user_key, upload, blob_name, codes=(exc.code,), reasons=(exc.reason,))
         group = self.groups.active()
