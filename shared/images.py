@@ -440,6 +440,9 @@ def _limit_self(limits: ImageLimits) -> None:
     spent = math.ceil(used.ru_utime + used.ru_stime)  # a forked child inherits its parent's CPU time
     resource.setrlimit(resource.RLIMIT_CPU, (spent + cpu, spent + cpu + 1))  # SIGXCPU, then SIGKILL
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    # Below the app's own threads and other processes: while costly uploads burn their budget, ordinary
+    # work (another user's Face calls, the HTTP API) keeps its share of the CPU.
+    os.nice(10)
     try:
         with open("/proc/self/statm") as f:
             vsize = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
