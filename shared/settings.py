@@ -110,7 +110,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("IMAGE_MAX_JPEG_SCANS", "64", "both", "Most scans (SOS markers) in a JPEG; a progressive scan bomb has thousands."),
     SettingSpec("IMAGE_DECODE_CPU_SECONDS", "2", "both", "CPU budget of decoding and re-encoding one photo (sandbox RLIMIT_CPU, whole seconds)."),
     SettingSpec("IMAGE_DECODE_MEMORY_MB", "200", "both", "Memory budget of decoding and re-encoding one photo (sandbox RLIMIT_AS above its baseline)."),
-    SettingSpec("IMAGE_DECODE_WALL_SECONDS", "10", "both", "Wall-clock budget of decoding and re-encoding one photo; the sandbox is killed after it."),
+    SettingSpec("IMAGE_DECODE_WALL_SECONDS", "30", "both", "Wall-clock budget of decoding and re-encoding one photo; the sandbox is killed after it."),
     SettingSpec("UPLOAD_PROCESSING_LEASE_SECONDS", "630", "both",
                 "How long a delivery's claim on an upload excludes other deliveries; longer than host.json's "
                 "functionTimeout (600 s), so a redelivery never runs while the first delivery can still run."),
@@ -187,7 +187,7 @@ class Settings:
     image_max_jpeg_scans: int = 64
     image_decode_cpu_seconds: float = 2.0
     image_decode_memory_mb: int = 200
-    image_decode_wall_seconds: float = 10.0
+    image_decode_wall_seconds: float = 30.0
     upload_processing_lease_seconds: int = 630
     quality: Thresholds = field(default_factory=Thresholds)
 

@@ -120,7 +120,7 @@ param imageDecodeCpuSeconds string = '2'
 param imageDecodeMemoryMb string = '200'
 
 @description('IMAGE_DECODE_WALL_SECONDS: Wall-clock budget of decoding one photo.')
-param imageDecodeWallSeconds string = '10'
+param imageDecodeWallSeconds string = '30'
 
 @description('UPLOAD_PROCESSING_LEASE_SECONDS: Claim on an upload; longer than functionTimeout.')
 param uploadProcessingLeaseSeconds string = '630'
