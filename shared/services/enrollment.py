@@ -277,14 +277,30 @@ class EnrollmentService:
         lease = timedelta(seconds=self._settings.upload_processing_lease_seconds)
         if upload.get("status") == dom.PROCESSING and claimed and now - claimed < lease:
             raise TransientFailure("another delivery of this upload is being processed")
-        upload.update({"status": dom.PROCESSING, "claimedAt": iso(now)})
+        claim = uuid.uuid4().hex
+        upload.update({"status": dom.PROCESSING, "claimedAt": iso(now), "claimId": claim})
         try:
             etag = self._records.update(TABLE_UPLOADS, upload, etag=etag)
         except RecordConflict as exc:
             raise TransientFailure("another delivery of this upload is being processed") from exc
-        if declared_size is not None and declared_size > limits_from(self._settings).max_bytes:
-            return self._reject(user_key, upload, blob_name, codes=("tooLarge",), reasons=(TOO_LARGE,))
-        return self._enroll_photo(user_key, user, upload, blob_name=blob_name, content=content)
+        try:
+            if declared_size is not None and declared_size > limits_from(self._settings).max_bytes:
+                return self._reject(user_key, upload, blob_name, codes=("tooLarge",), reasons=(TOO_LARGE,))
+            return self._enroll_photo(user_key, user, upload, blob_name=blob_name, content=content)
+        except BaseException:
+            # This delivery is over: its claim must not make the redelivery wait out the whole lease.
+            self._release_claim(user_key, upload_id, claim)
+            raise
+
+    def _release_claim(self, user_key: str, upload_id: str, claim: str) -> None:
+        def release(row: dict[str, Any]) -> None:
+            if row.get("claimId") == claim and row.get("status") == dom.PROCESSING:
+                row["claimedAt"] = None
+
+        try:
+            update_record(self._records, TABLE_UPLOADS, user_key, upload_id, release)
+        except Exception:  # storage is failing too: the lease then runs out on its own
+            log.warning("could not release a processing claim; it lapses with the lease")
 
     def _enroll_photo(self, user_key: str, user: dict[str, Any], upload: dict[str, Any], *, blob_name: str,
                       content: bytes) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import requests
 
-from shared.errors import TransientFailure
+from shared.errors import FaceTransientError, TransientFailure
 from tests.fixtures.azurite import Azurite
 from tests.fixtures.paths import face_bytes
 from tests.integration.erasure_support import Clock, in_process, new_user
@@ -109,3 +109,33 @@ def test_a_claim_older_than_the_lease_is_taken_over(azurite: Azurite, face_api: 
     records.update("uploads", row, etag=etag)
     clock.advance(seconds=stack.services.settings.upload_processing_lease_seconds + 1)
     assert stack.deliver(slot, face_bytes("family1-dad/1.jpg")) == "accepted"
+
+
+class FailingOnce:
+    """The real Face port, whose first detect fails as a Face outage would."""
+
+    def __init__(self, target: Any) -> None:
+        self._target = target
+        self.failed = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._target, name)
+
+    def detect(self, *args: Any, **kwargs: Any) -> Any:
+        if not self.failed:
+            self.failed = True
+            raise FaceTransientError("503 from Face")
+        return self._target.detect(*args, **kwargs)
+
+
+def test_a_delivery_that_fails_releases_its_claim_for_the_redelivery(azurite: Azurite, face_api: Any) -> None:
+    # The long lease is for deliveries that may still be running; one that has failed is over, and
+    # its redelivery (Event Grid's next attempt) must not wait out the lease.
+    stack = in_process(azurite, face_api.endpoint, wrap=lambda t: FailingOnce(t) if hasattr(t, "detect") else t)
+    user = new_user()
+    stack.consent(user, store_photos=False)
+    (slot,) = stack.slots(user)
+    photo = face_bytes("family1-dad/1.jpg")
+    with pytest.raises(FaceTransientError):
+        stack.deliver(slot, photo)
+    assert stack.services.enrollment.process_upload(blob_name=slot.blob_name, content=photo) == "accepted"
