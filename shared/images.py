@@ -255,8 +255,14 @@ def _bmp_header(data: bytes) -> _Header:
     dib = int.from_bytes(data[14:18], "little")
     if dib == 12:  # OS/2 BITMAPCOREHEADER
         width, height = struct.unpack("<HH", data[18:22])
-    else:
+        planes, bits = struct.unpack("<HH", data[22:26])
+    elif dib in (16, 40, 52, 56, 64, 108, 124) and len(data) >= 30:
         width, height = struct.unpack("<ii", data[18:26])
+        planes, bits = struct.unpack("<HH", data[26:30])
+    else:
+        raise ImageRejected("notAnImage", NOT_AN_IMAGE)
+    if planes != 1 or bits not in (1, 2, 4, 8, 16, 24, 32, 64):  # not a bitmap header, whatever its first bytes say
+        raise ImageRejected("notAnImage", NOT_AN_IMAGE)
     return _Header("BMP", abs(width), abs(height))
 
 

@@ -453,4 +453,5 @@ def test_arbitrary_bytes_never_crash(blob: bytes) -> None:
     try:
         validate_image(blob)
     except ImageRejected as err:
-        assert err.code == "notAnImage"
+        # Bytes that happen to start like a GIF or BMP header may be refused for what that header declares.
+        assert err.code in {"notAnImage", "tooManyPixels", "tooSmall"}
