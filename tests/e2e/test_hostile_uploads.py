@@ -88,7 +88,10 @@ def test_costly_uploads_do_not_hold_up_another_users_photo(stack: AppStack) -> N
     time.sleep(1.0)  # the watcher has seen the bombs: they are ahead of the normal photo
     behind = normal_photo_seconds(stack, "family1-dad/1.jpg")
     print(f"normal photo final {alone:.1f} s after its upload alone, {behind:.1f} s behind {COSTLY_BOMBS} costly uploads")
-    assert behind - alone < 5.0, f"the normal photo waited {behind - alone:.1f} s more behind {COSTLY_BOMBS} costly uploads"
+    # Queued behind the bombs, the photo would wait their full budgets (serial dispatch: 46.7 s against 7.2 s
+    # alone). Side by side it only shares the CPU with them: a few seconds, or half its own time on a
+    # machine so loaded that its own time is long.
+    assert behind < 1.5 * alone + 5.0, f"the normal photo took {behind:.1f} s behind {COSTLY_BOMBS} costly uploads, {alone:.1f} s alone"
     # The costly uploads end rejected, with the reason, and their blobs are gone (never retried forever).
     bombs_status = stack.wait_status(attacker, final, timeout=60)
     assert [p["status"] for p in bombs_status["photos"]] == ["rejected"] * COSTLY_BOMBS
