@@ -20,8 +20,9 @@ every check that can be made without decoding comes first, and decoding comes la
    milliseconds and never copies the host's threads or sockets) that sets ``RLIMIT_CPU`` (whole
    seconds, rounded up from ``cpu_seconds``) and ``RLIMIT_AS`` (its own address space plus
    ``memory_mb``) on itself before it reads a byte; after one second the caller drops it to the
-   lowest CPU priority, waits at most ``wall_seconds`` in all and kills it. Whatever the decoder does with a file the checks above did not foresee, the cost is
-   capped by the kernel; a file that hits a limit is refused as ``tooCostly`` (never retried).
+   lowest CPU priority, waits at most ``wall_seconds`` in all and kills it. Whatever the decoder
+   does with a file the checks above did not foresee, the cost is capped by the kernel; a file that
+   hits a limit is refused as ``tooCostly`` (never retried).
 
 What goes to Face (and, with consent, into photo storage) is always ``ValidatedImage.data``, an image
 **re-encoded from pixels**: EXIF orientation applied, first frame only, an embedded ICC profile
