@@ -85,6 +85,9 @@ class ProcessUpload:
 
     blob_name: str
     content: bytes
+    #: The blob's length from the trigger's metadata: a blob over the limit is refused without its
+    #: content having been read (``content`` is then empty).
+    declared_size: int | None = None
 
 
 @dataclass(frozen=True)

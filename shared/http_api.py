@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -28,6 +29,12 @@ from shared.settings import Settings
 log = logging.getLogger("shared.http")
 
 PRINCIPAL_HEADER = "X-MS-CLIENT-PRINCIPAL"
+# The API's bodies are a few hundred bytes (consent, an upload count, admin options); photos never come
+# through it. Both limits bound what parsing one request may cost (docs/security.md).
+MAX_BODY_BYTES = 64 * 1024
+MAX_JSON_DEPTH = 32
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_JSON_NESTING = re.compile(rb"[\[\]{}]")
 
 #: The one table from domain errors to HTTP statuses (the most specific class first).
 STATUS_FOR: tuple[tuple[type[DomainError], int], ...] = (
@@ -107,12 +114,25 @@ def route_key(params: Mapping[str, str], name: str) -> str:
     raise NotFound(f"No such {name[:-2] if name.endswith('Id') else name}.")
 
 
-def json_body(raw: bytes) -> dict[str, Any]:
+def _depth(raw: bytes) -> int:
+    """Deepest nesting of arrays/objects, brackets inside strings not counted; linear, no recursion."""
+    depth = deepest = 0
+    for bracket in _JSON_NESTING.findall(_JSON_STRING.sub(b"", raw)):
+        depth += 1 if bracket in (b"[", b"{") else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def json_body(raw: bytes, *, max_bytes: int = MAX_BODY_BYTES, max_depth: int = MAX_JSON_DEPTH) -> dict[str, Any]:
+    if len(raw or b"") > max_bytes:
+        raise RequestRejected(f"The request body is larger than {max_bytes} bytes.", status=413, code="PayloadTooLarge")
+    if _depth(raw or b"") > max_depth:  # before json.loads, which recurses once per level
+        raise RequestRejected(f"The request body is nested too deeply (more than {max_depth} levels).", status=400)
     try:
         doc = json.loads(raw or b"{}")
     except ValueError as exc:
         raise Invalid("The request body is not valid JSON.") from exc
-    except RecursionError as exc:  # "[[[[...": too deep to parse is a bad request, not a 500
+    except RecursionError as exc:  # the depth check above makes this unreachable; never a 500 regardless
         raise Invalid("The request body is nested too deeply.") from exc
     if not isinstance(doc, dict):
         raise Invalid("The request body must be a JSON object.")

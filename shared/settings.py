@@ -114,6 +114,16 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("UPLOAD_MAX_AGE_MINUTES", "60", "both", "Uploads and sessions older than this are deleted by purge_timer."),
     SettingSpec("GROUP_GRACE_DAYS", "7", "both", "Days a superseded group is kept after a re-enrollment switch."),
     SettingSpec("TRAINING_COALESCE_SECONDS", "5", "both", "Enrollments arriving within this window share one training."),
+    # --- cost of one upload (docs/security.md) ---
+    SettingSpec("IMAGE_MAX_SIDE", "4096", "both",
+                "Longest side, in pixels, of a photo we decode (36 to 4096: Face detects no larger face); read from the header."),
+    SettingSpec("IMAGE_MAX_JPEG_SCANS", "64", "both", "Most scans (SOS markers) in a JPEG; a progressive scan bomb has thousands."),
+    SettingSpec("IMAGE_DECODE_CPU_SECONDS", "2", "both", "CPU budget of decoding and re-encoding one photo (sandbox RLIMIT_CPU, whole seconds)."),
+    SettingSpec("IMAGE_DECODE_MEMORY_MB", "200", "both", "Memory budget of decoding and re-encoding one photo (sandbox RLIMIT_AS above its baseline)."),
+    SettingSpec("IMAGE_DECODE_WALL_SECONDS", "30", "both", "Wall-clock budget of decoding and re-encoding one photo; the sandbox is killed after it."),
+    SettingSpec("UPLOAD_PROCESSING_LEASE_SECONDS", "630", "both",
+                "How long a delivery's claim on an upload excludes other deliveries; longer than host.json's "
+                "functionTimeout (600 s), so a redelivery never runs while the first delivery can still run."),
     # --- quality gate ---
     SettingSpec("QUALITY_MIN_FACE_AREA", "10000", "both", "Minimum face rectangle area in px²."),
     SettingSpec("QUALITY_MAX_YAW", "35", "both", "Maximum absolute head yaw in degrees."),
@@ -187,6 +197,12 @@ class Settings:
     upload_max_age_minutes: int = 60
     group_grace_days: int = 7
     training_coalesce_seconds: float = 5.0
+    image_max_side: int = 4096
+    image_max_jpeg_scans: int = 64
+    image_decode_cpu_seconds: float = 2.0
+    image_decode_memory_mb: int = 200
+    image_decode_wall_seconds: float = 30.0
+    upload_processing_lease_seconds: int = 630
     quality: Thresholds = field(default_factory=Thresholds)
 
     @property
@@ -199,6 +215,9 @@ class Settings:
         sas_ttl = _int(e, "SAS_TTL_MINUTES")
         if not 1 <= sas_ttl <= 15:
             raise ValueError("SAS_TTL_MINUTES must be between 1 and 15")
+        image_max_side = _int(e, "IMAGE_MAX_SIDE")
+        if not 36 <= image_max_side <= 4096:
+            raise ValueError("IMAGE_MAX_SIDE must be between 36 and 4096 (what Face can detect)")
         principal_source = _str(e, "PRINCIPAL_SOURCE").strip().lower()
         if principal_source not in ("appservice", "local"):
             raise ValueError("PRINCIPAL_SOURCE must be 'appservice' or 'local'")
@@ -247,6 +266,12 @@ class Settings:
             upload_max_age_minutes=_int(e, "UPLOAD_MAX_AGE_MINUTES"),
             group_grace_days=_int(e, "GROUP_GRACE_DAYS"),
             training_coalesce_seconds=_float(e, "TRAINING_COALESCE_SECONDS"),
+            image_max_side=image_max_side,
+            image_max_jpeg_scans=_int(e, "IMAGE_MAX_JPEG_SCANS"),
+            image_decode_cpu_seconds=_float(e, "IMAGE_DECODE_CPU_SECONDS"),
+            image_decode_memory_mb=_int(e, "IMAGE_DECODE_MEMORY_MB"),
+            image_decode_wall_seconds=_float(e, "IMAGE_DECODE_WALL_SECONDS"),
+            upload_processing_lease_seconds=_int(e, "UPLOAD_PROCESSING_LEASE_SECONDS"),
             quality=Thresholds(
                 min_face_area=_int(e, "QUALITY_MIN_FACE_AREA"),
                 max_yaw=_float(e, "QUALITY_MAX_YAW"),

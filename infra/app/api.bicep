@@ -141,6 +141,24 @@ param groupGraceDays string = '7'
 @description('TRAINING_COALESCE_SECONDS: Enrollments arriving within this window share one training.')
 param trainingCoalesceSeconds string = '5'
 
+@description('IMAGE_MAX_SIDE: Longest side, in pixels, of a photo we decode (36 to 4096).')
+param imageMaxSide string = '4096'
+
+@description('IMAGE_MAX_JPEG_SCANS: Most scans (SOS markers) in a JPEG.')
+param imageMaxJpegScans string = '64'
+
+@description('IMAGE_DECODE_CPU_SECONDS: CPU budget of decoding one photo.')
+param imageDecodeCpuSeconds string = '2'
+
+@description('IMAGE_DECODE_MEMORY_MB: Memory budget of decoding one photo.')
+param imageDecodeMemoryMb string = '200'
+
+@description('IMAGE_DECODE_WALL_SECONDS: Wall-clock budget of decoding one photo.')
+param imageDecodeWallSeconds string = '30'
+
+@description('UPLOAD_PROCESSING_LEASE_SECONDS: Claim on an upload; longer than functionTimeout.')
+param uploadProcessingLeaseSeconds string = '630'
+
 @description('QUALITY_MIN_FACE_AREA: Minimum face rectangle area in px².')
 param qualityMinFaceArea string = '10000'
 
@@ -439,6 +457,30 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'TRAINING_COALESCE_SECONDS'
           value: trainingCoalesceSeconds
+        }
+        {
+          name: 'IMAGE_MAX_SIDE'
+          value: imageMaxSide
+        }
+        {
+          name: 'IMAGE_MAX_JPEG_SCANS'
+          value: imageMaxJpegScans
+        }
+        {
+          name: 'IMAGE_DECODE_CPU_SECONDS'
+          value: imageDecodeCpuSeconds
+        }
+        {
+          name: 'IMAGE_DECODE_MEMORY_MB'
+          value: imageDecodeMemoryMb
+        }
+        {
+          name: 'IMAGE_DECODE_WALL_SECONDS'
+          value: imageDecodeWallSeconds
+        }
+        {
+          name: 'UPLOAD_PROCESSING_LEASE_SECONDS'
+          value: uploadProcessingLeaseSeconds
         }
         {
           name: 'QUALITY_MIN_FACE_AREA'

@@ -8,6 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -118,17 +119,23 @@ class Delivery:
 
 
 class EventDispatcher:
-    """Delivers events to functions at least once, retrying failures on a (shortened) Event Grid schedule."""
+    """Delivers events to functions at least once, retrying failures on a (shortened) Event Grid schedule.
+
+    Deliveries run side by side on ``workers`` threads, as Event Grid's concurrent webhook calls do on
+    the Functions host: one slow blob (a costly upload) never holds up the events behind it."""
 
     RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0)
 
-    def __init__(self, invoker: Invoker, blobs: Callable[[], Any], *, on_result: Callable[[InvocationResult], None]) -> None:
+    def __init__(self, invoker: Invoker, blobs: Callable[[], Any], *, on_result: Callable[[InvocationResult], None],
+                 workers: int = 8) -> None:
         self.invoker = invoker
         self._blobs = blobs
         self._on_result = on_result
         self._pending: list[Delivery] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="eventgrid")
+        self._in_flight = 0
         self.dead_lettered: list[dict[str, Any]] = []
 
     def invoke_event(self, info: FunctionInfo, event: dict[str, Any]) -> InvocationResult | None:
@@ -187,13 +194,30 @@ class EventDispatcher:
                 due = [d for d in self._pending if d.not_before <= now]
                 self._pending = [d for d in self._pending if d.not_before > now]
             for d in due:
-                self._attempt(d)
+                self._start(d)
             self._wake.wait(0.2)
             self._wake.clear()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _start(self, d: Delivery) -> None:
+        with self._lock:
+            self._in_flight += 1
+
+        def attempt() -> None:
+            try:
+                self._attempt(d)
+            except Exception:  # never lose the worker thread; the delivery was recorded by _attempt
+                log.exception("delivery of event %s failed unexpectedly", d.event.get("id"))
+            finally:
+                with self._lock:
+                    self._in_flight -= 1
+                self._wake.set()
+
+        self._pool.submit(attempt)
 
     def idle(self) -> bool:
         with self._lock:
-            return not self._pending
+            return not self._pending and not self._in_flight
 
     def _attempt(self, d: Delivery) -> None:
         d.attempts += 1

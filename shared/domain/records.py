@@ -59,6 +59,7 @@ class Upload(Record):
     created_at: str | None = None
     expires_on: str | None = None
     claimed_at: str | None = None
+    claim_id: str | None = None
     persisted_face_id: str | None = None
     codes: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)

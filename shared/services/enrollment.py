@@ -28,7 +28,7 @@ from shared.errors import (
     RecordConflict,
     TransientFailure,
 )
-from shared.images import ImageRejected, validate_image
+from shared.images import TOO_LARGE, ImageRejected, limits_from, validate_image
 from shared.ports import FacePort, FaceRectangle, PhotoStorePort
 from shared.results import ConsentInForce, EnrollmentStatus, OverrideGranted, PhotoOutcome, UploadsCreated, UploadSlot
 from shared.services.audit import AuditLog
@@ -40,7 +40,6 @@ from shared.settings import Settings
 log = logging.getLogger("shared.enrollment")
 
 DETECT_ATTRIBUTES = ("headPose", "blur", "exposure", "occlusion", "mask", "qualityForRecognition")
-PROCESSING_LEASE = timedelta(seconds=30)
 REENROLL_MESSAGE = ("The face recognition model was upgraded. Please enroll again: upload new photos "
                     "(POST /api/enrollment/uploads).")
 
@@ -120,19 +119,40 @@ class EnrollmentService:
         # off and is redelivered; a claim left by a crashed delivery expires and is taken over.
         now = self._clock()
         claimed = parse_iso(upload.claimed_at)
-        if upload.status == dom.PROCESSING and claimed and now - claimed < PROCESSING_LEASE:
+        # The lease (UPLOAD_PROCESSING_LEASE_SECONDS) outlasts host.json's functionTimeout: the host stops
+        # any invocation by then, so a redelivery never runs while the first delivery still can.
+        lease = timedelta(seconds=self._settings.upload_processing_lease_seconds)
+        if upload.status == dom.PROCESSING and claimed and now - claimed < lease:
             raise TransientFailure("another delivery of this upload is being processed")
-        upload.status, upload.claimed_at = dom.PROCESSING, iso(now)
+        claim = uuid.uuid4().hex
+        upload.status, upload.claimed_at, upload.claim_id = dom.PROCESSING, iso(now), claim
         try:
             self._repos.uploads.update(upload)
         except RecordConflict as exc:
             raise TransientFailure("another delivery of this upload is being processed") from exc
-        return self._enroll_photo(upload, content=command.content)
+        try:
+            if command.declared_size is not None and command.declared_size > limits_from(self._settings).max_bytes:
+                return self._reject(upload, codes=("tooLarge",), reasons=(TOO_LARGE,))
+            return self._enroll_photo(upload, content=command.content)
+        except BaseException:
+            # This delivery is over: its claim must not make the redelivery wait out the whole lease.
+            self._release_claim(upload.user_key, upload.upload_id, claim)
+            raise
+
+    def _release_claim(self, user_key: str, upload_id: str, claim: str) -> None:
+        def release(row: Upload) -> None:
+            if row.claim_id == claim and row.status == dom.PROCESSING:
+                row.claimed_at = None
+
+        try:
+            self._repos.uploads.mutate(release, user_key, upload_id)
+        except Exception:  # storage is failing too: the lease then runs out on its own
+            log.warning("could not release a processing claim; it lapses with the lease")
 
     def _enroll_photo(self, upload: Upload, *, content: bytes) -> str:
         user_key = upload.user_key
         try:
-            image = validate_image(content)
+            image = validate_image(content, limits_from(self._settings))
         except ImageRejected as exc:
             return self._reject(upload, codes=(exc.code,), reasons=(exc.reason,))
         group = self._groups.active()
