@@ -60,7 +60,7 @@ def outcome_for(exc: BaseException) -> Outcome:
 
 
 class AuditPort(Protocol):  # the one method deliver needs (shared.services.audit.AuditLog)
-    def write(self, action: str, *, actor: str, subject: str | None = None, **details: Any) -> str: ...
+    def write(self, action: str, *, actor: str, subject: str | None = None, **details: object) -> str: ...
 
 
 def deliver(body: bytes, parse: Callable[[bytes], C], run: Callable[[C], T], *, audit: AuditPort, source: str,

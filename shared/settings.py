@@ -155,55 +155,85 @@ def _opt(env: Mapping[str, str], name: str) -> str | None:
     return env.get(name) or _DEFAULTS[name]
 
 
+_NO_ENV: Mapping[str, str] = {}
+
+
+def _amr_values(env: Mapping[str, str]) -> frozenset[str]:
+    return frozenset(v.strip().lower() for v in _str(env, "MFA_AMR_VALUES").split(",") if v.strip())
+
+
+def _models(env: Mapping[str, str]) -> tuple[str, ...]:
+    return tuple(m.strip() for m in _str(env, "FACE_RECOGNITION_MODELS").split(",") if m.strip())
+
+
+def _event_types(env: Mapping[str, str]) -> tuple[str, ...]:
+    return tuple(t.strip() for t in _str(env, "TERMINATION_EVENT_TYPES").split(",") if t.strip())
+
+
+def _thresholds(env: Mapping[str, str]) -> Thresholds:
+    return Thresholds(
+        min_face_area=_int(env, "QUALITY_MIN_FACE_AREA"),
+        max_yaw=_float(env, "QUALITY_MAX_YAW"),
+        max_pitch=_float(env, "QUALITY_MAX_PITCH"),
+        max_roll=_float(env, "QUALITY_MAX_ROLL"),
+        max_blur=_float(env, "QUALITY_MAX_BLUR"),
+        min_exposure=_float(env, "QUALITY_MIN_EXPOSURE"),
+        max_exposure=_float(env, "QUALITY_MAX_EXPOSURE"),
+        min_recognition_quality=_str(env, "QUALITY_MIN_RECOGNITION"),
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
+    """Every default comes from ``SETTINGS`` (read with an empty environment): one source of each."""
+
     photo_storage_connection: str | None = None
     blob_service_uri: str | None = None
     queue_service_uri: str | None = None
     table_service_uri: str | None = None
     managed_identity_client_id: str | None = None
     servicebus_namespace: str | None = None
-    messaging_transport: str = "servicebus"
-    face_endpoint: str = "http://127.0.0.1:7072"
-    face_api_version: str = "v1.2"
+    messaging_transport: str = _str(_NO_ENV, "MESSAGING_TRANSPORT")
+    face_endpoint: str = _str(_NO_ENV, "FACE_ENDPOINT")
+    face_api_version: str = _str(_NO_ENV, "FACE_API_VERSION")
     face_key: str | None = None
-    recognition_model: str = "recognition_04"
-    recognition_models: tuple[str, ...] = ("recognition_01", "recognition_02", "recognition_03", "recognition_04")
-    detection_model: str = "detection_03"
-    face_calls_per_second: float = 10.0
-    face_timeout_seconds: float = 10.0
-    face_max_retries: int = 5
-    uploads_container: str = "uploads"
-    kept_photos_container: str = "kept-photos"
-    table_prefix: str = "faceenroll"
-    revocations_queue: str = "revocations"
-    model_updates_queue: str = "model-updates"
-    reenroll_work_queue: str = "reenroll-work"
-    hr_events_topic: str = "hr-events"
-    hr_events_subscription: str = "face-enrollment"
-    user_key_claim: str = "oid"
-    hr_key_claim: str = "employeeid"
-    admin_role: str = "FaceEnrollment.Admin"
-    principal_source: str = "appservice"
+    recognition_model: str = _str(_NO_ENV, "FACE_RECOGNITION_MODEL")
+    recognition_models: tuple[str, ...] = _models(_NO_ENV)
+    detection_model: str = _str(_NO_ENV, "FACE_DETECTION_MODEL")
+    face_calls_per_second: float = _float(_NO_ENV, "FACE_CALLS_PER_SECOND")
+    face_timeout_seconds: float = _float(_NO_ENV, "FACE_TIMEOUT_SECONDS")
+    face_max_retries: int = _int(_NO_ENV, "FACE_MAX_RETRIES")
+    uploads_container: str = _str(_NO_ENV, "UPLOADS_CONTAINER")
+    kept_photos_container: str = _str(_NO_ENV, "KEPT_PHOTOS_CONTAINER")
+    table_prefix: str = _str(_NO_ENV, "TABLE_PREFIX")
+    revocations_queue: str = _str(_NO_ENV, "REVOCATIONS_QUEUE")
+    model_updates_queue: str = _str(_NO_ENV, "MODEL_UPDATES_QUEUE")
+    reenroll_work_queue: str = _str(_NO_ENV, "REENROLL_WORK_QUEUE")
+    hr_events_topic: str = _str(_NO_ENV, "HR_EVENTS_TOPIC")
+    hr_events_subscription: str = _str(_NO_ENV, "HR_EVENTS_SUBSCRIPTION")
+    user_key_claim: str = _str(_NO_ENV, "USER_KEY_CLAIM")
+    hr_key_claim: str = _str(_NO_ENV, "HR_KEY_CLAIM")
+    admin_role: str = _str(_NO_ENV, "ADMIN_ROLE")
+    principal_source: str = _str(_NO_ENV, "PRINCIPAL_SOURCE")
     website_auth_enabled: bool = False
     auth_tenant_id: str | None = None
-    mfa_amr_values: frozenset[str] = frozenset({"mfa", "ngcmfa", "fido"})
-    termination_event_types: tuple[str, ...] = ("hr.employee.terminated",)
-    sas_ttl_minutes: int = 10
-    quota_requests_per_minute: int = 300
-    quota_upload_sessions_per_day: int = 10
-    quota_open_upload_slots: int = 10
-    consent_retention_days: int = 365
-    upload_max_age_minutes: int = 60
-    group_grace_days: int = 7
-    training_coalesce_seconds: float = 5.0
-    image_max_side: int = 4096
-    image_max_jpeg_scans: int = 64
-    image_decode_cpu_seconds: float = 2.0
-    image_decode_memory_mb: int = 200
-    image_decode_wall_seconds: float = 30.0
-    upload_processing_lease_seconds: int = 630
-    quality: Thresholds = field(default_factory=Thresholds)
+    mfa_amr_values: frozenset[str] = _amr_values(_NO_ENV)
+    termination_event_types: tuple[str, ...] = _event_types(_NO_ENV)
+    sas_ttl_minutes: int = _int(_NO_ENV, "SAS_TTL_MINUTES")
+    quota_requests_per_minute: int = _int(_NO_ENV, "QUOTA_REQUESTS_PER_MINUTE")
+    quota_upload_sessions_per_day: int = _int(_NO_ENV, "QUOTA_UPLOAD_SESSIONS_PER_DAY")
+    quota_open_upload_slots: int = _int(_NO_ENV, "QUOTA_OPEN_UPLOAD_SLOTS")
+    consent_retention_days: int = _int(_NO_ENV, "CONSENT_RETENTION_DAYS")
+    upload_max_age_minutes: int = _int(_NO_ENV, "UPLOAD_MAX_AGE_MINUTES")
+    group_grace_days: int = _int(_NO_ENV, "GROUP_GRACE_DAYS")
+    training_coalesce_seconds: float = _float(_NO_ENV, "TRAINING_COALESCE_SECONDS")
+    image_max_side: int = _int(_NO_ENV, "IMAGE_MAX_SIDE")
+    image_max_jpeg_scans: int = _int(_NO_ENV, "IMAGE_MAX_JPEG_SCANS")
+    image_decode_cpu_seconds: float = _float(_NO_ENV, "IMAGE_DECODE_CPU_SECONDS")
+    image_decode_memory_mb: int = _int(_NO_ENV, "IMAGE_DECODE_MEMORY_MB")
+    image_decode_wall_seconds: float = _float(_NO_ENV, "IMAGE_DECODE_WALL_SECONDS")
+    upload_processing_lease_seconds: int = _int(_NO_ENV, "UPLOAD_PROCESSING_LEASE_SECONDS")
+    quality: Thresholds = field(default_factory=lambda: _thresholds(_NO_ENV))
 
     @property
     def uses_storage_queue_bus(self) -> bool:
@@ -233,7 +263,7 @@ class Settings:
             face_api_version=_str(e, "FACE_API_VERSION"),
             face_key=_opt(e, "FACE_KEY"),
             recognition_model=_str(e, "FACE_RECOGNITION_MODEL"),
-            recognition_models=tuple(m.strip() for m in _str(e, "FACE_RECOGNITION_MODELS").split(",") if m.strip()),
+            recognition_models=_models(e),
             detection_model=_str(e, "FACE_DETECTION_MODEL"),
             face_calls_per_second=_float(e, "FACE_CALLS_PER_SECOND"),
             face_timeout_seconds=_float(e, "FACE_TIMEOUT_SECONDS"),
@@ -252,12 +282,8 @@ class Settings:
             principal_source=principal_source,
             website_auth_enabled=_str(e, "WEBSITE_AUTH_ENABLED").strip().lower() == "true",
             auth_tenant_id=(_opt(e, "AUTH_TENANT_ID") or "").strip().lower() or None,
-            mfa_amr_values=frozenset(
-                v.strip().lower() for v in _str(e, "MFA_AMR_VALUES").split(",") if v.strip()
-            ),
-            termination_event_types=tuple(
-                t.strip() for t in _str(e, "TERMINATION_EVENT_TYPES").split(",") if t.strip()
-            ),
+            mfa_amr_values=_amr_values(e),
+            termination_event_types=_event_types(e),
             sas_ttl_minutes=sas_ttl,
             quota_requests_per_minute=_int(e, "QUOTA_REQUESTS_PER_MINUTE"),
             quota_upload_sessions_per_day=_int(e, "QUOTA_UPLOAD_SESSIONS_PER_DAY"),
@@ -272,16 +298,7 @@ class Settings:
             image_decode_memory_mb=_int(e, "IMAGE_DECODE_MEMORY_MB"),
             image_decode_wall_seconds=_float(e, "IMAGE_DECODE_WALL_SECONDS"),
             upload_processing_lease_seconds=_int(e, "UPLOAD_PROCESSING_LEASE_SECONDS"),
-            quality=Thresholds(
-                min_face_area=_int(e, "QUALITY_MIN_FACE_AREA"),
-                max_yaw=_float(e, "QUALITY_MAX_YAW"),
-                max_pitch=_float(e, "QUALITY_MAX_PITCH"),
-                max_roll=_float(e, "QUALITY_MAX_ROLL"),
-                max_blur=_float(e, "QUALITY_MAX_BLUR"),
-                min_exposure=_float(e, "QUALITY_MIN_EXPOSURE"),
-                max_exposure=_float(e, "QUALITY_MAX_EXPOSURE"),
-                min_recognition_quality=_str(e, "QUALITY_MIN_RECOGNITION"),
-            ),
+            quality=_thresholds(e),
         )
 
 
