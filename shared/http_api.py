@@ -140,6 +140,13 @@ def start_reenrollment(admin: Principal, body: Mapping[str, Any]) -> commands.St
     return commands.StartReenrollment(model, admin.user_key)
 
 
+def read_footprint(admin: Principal, user_key: str) -> commands.ReadFootprint:
+    require_admin(admin, "read a user's footprint")
+    if not user_key or len(user_key) > 256:
+        raise Invalid("userKey must be 1 to 256 characters.")
+    return commands.ReadFootprint(admin, user_key)
+
+
 def run_purge(admin: Principal, body: Mapping[str, Any]) -> commands.RunPurge:
     require_admin(admin, "run the purge")
     # Only an explicit false deletes: a missing body or any other value is a dry run.

@@ -104,6 +104,13 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("UPLOAD_MAX_AGE_MINUTES", "60", "both", "Uploads and sessions older than this are deleted by purge_timer."),
     SettingSpec("GROUP_GRACE_DAYS", "7", "both", "Days a superseded group is kept after a re-enrollment switch."),
     SettingSpec("TRAINING_COALESCE_SECONDS", "5", "both", "Enrollments arriving within this window share one training."),
+    SettingSpec("HR_REQUIRE_EMPLOYEE_ID", "false", "both",
+                "`true`: consent is refused without the employee-id claim (HR terminations could not find the user); "
+                "`false`: consent is granted and the gap is audited (`consent.employeeIdMissing`)."),
+    SettingSpec("AUDIT_RETENTION_DAYS", "400", "both", "Audit rows older than this are deleted by purge_timer."),
+    SettingSpec("AUDIT_HASH_KEY", None, "azure",
+                "Secret key of the keyed hash (HMAC-SHA256) that names users in audit rows (a Key Vault reference in "
+                "Azure). Unset: a fixed development key is used, which is not a secret."),
     # --- quality gate ---
     SettingSpec("QUALITY_MIN_FACE_AREA", "10000", "both", "Minimum face rectangle area in px²."),
     SettingSpec("QUALITY_MAX_YAW", "35", "both", "Maximum absolute head yaw in degrees."),
@@ -173,6 +180,9 @@ class Settings:
     upload_max_age_minutes: int = 60
     group_grace_days: int = 7
     training_coalesce_seconds: float = 5.0
+    hr_require_employee_id: bool = False
+    audit_retention_days: int = 400
+    audit_hash_key: str = "local-development-audit-key"
     quality: Thresholds = field(default_factory=Thresholds)
 
     @property
@@ -229,6 +239,9 @@ class Settings:
             upload_max_age_minutes=_int(e, "UPLOAD_MAX_AGE_MINUTES"),
             group_grace_days=_int(e, "GROUP_GRACE_DAYS"),
             training_coalesce_seconds=_float(e, "TRAINING_COALESCE_SECONDS"),
+            hr_require_employee_id=_str(e, "HR_REQUIRE_EMPLOYEE_ID").strip().lower() == "true",
+            audit_retention_days=_int(e, "AUDIT_RETENTION_DAYS"),
+            audit_hash_key=_opt(e, "AUDIT_HASH_KEY") or "local-development-audit-key",
             quality=Thresholds(
                 min_face_area=_int(e, "QUALITY_MIN_FACE_AREA"),
                 max_yaw=_float(e, "QUALITY_MAX_YAW"),

@@ -120,6 +120,16 @@ def receipt(req: func.HttpRequest) -> func.HttpResponse:
     return _respond(run)
 
 
+@bp.route(route="admin/users/{userKey}/footprint", methods=["GET"], auth_level=ANON)
+def footprint(req: func.HttpRequest) -> func.HttpResponse:
+    def run() -> Reply:
+        from shared.http_api import read_footprint
+
+        s, p = _ctx(req, mfa=True)
+        return Reply(200, s.footprint.view(read_footprint(p, req.route_params["userKey"])).as_json())
+    return _respond(run)
+
+
 @bp.route(route="admin/purge", methods=["POST"], auth_level=ANON)
 def purge_now(req: func.HttpRequest) -> func.HttpResponse:
     def run() -> Reply:

@@ -44,7 +44,6 @@ from shared.errors import (
     FaceInvalidImage,
     LargePersonGroupExists,
     NotFound,
-    PersonNotFound,
     RecordConflict,
     RecordExists,
 )
@@ -259,10 +258,7 @@ class ReenrollmentService:
         added, failed = self._add_kept_faces(run_id, user_key, user, group_id, person_id, token)
         # Revocation wins, also against a race with this very item: look again before reporting done.
         if self._consent.current(user_key) is None or self._repos.users.get(user_key) is None:
-            try:
-                self._face.delete_person(group_id, person_id)
-            except PersonNotFound:
-                pass
+            self._persons.forget(user_key, group_id, person_id)
             return self._finish_item(run_id, user_key, rr.SKIPPED, reason="revoked during the run")
         if added == 0:
             return self._finish_item(run_id, user_key, rr.ITEM_FAILED,
@@ -385,8 +381,19 @@ class ReenrollmentService:
         def note(r: ReenrollRun) -> None:
             r.message = message
 
-        self._save_run(run_id, note, status=rr.FAILED)
+        run = self._save_run(run_id, note, status=rr.FAILED)
+        # The failed run's group (and every person in it) goes the way of a superseded group: purge_timer
+        # deletes it after GROUP_GRACE_DAYS. Its persons stay tracked (personattempts) until then, so an
+        # erasure meanwhile still deletes them.
+        self._repos.superseded.upsert(SupersededGroup(group_id=run.new_group_id, superseded_at=iso(self._clock()),
+                                                      recognition_model=run.target_model, superseded_by=run_id))
         self._release(run_id)
+        self._drop_items(run_id)
+
+    def _drop_items(self, run_id: str) -> None:
+        """Work items name users: they go when their run ends (the run keeps the counts)."""
+        for item in self._repos.items.range(pk=run_id, only=[]):
+            self._repos.items.delete(run_id, item.user_key)
 
     def _verify(self, run: ReenrollRun) -> tuple[bool, str]:
         """Identifies a sample of kept photos against the new group: each must find its own person."""
@@ -441,6 +448,7 @@ class ReenrollmentService:
 
         self._save_run(run.run_id, switched, status=rr.SWITCHED)
         self._release(run.run_id)
+        self._drop_items(run.run_id)
         self._audit.write("reenroll.switched", actor="system", runId=run.run_id, targetModel=run.target_model)
         log.info("re-enrollment %s switched the active group", run.run_id)
 

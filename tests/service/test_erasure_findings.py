@@ -105,8 +105,6 @@ def test_an_erasure_racing_an_enroll_leaves_nothing_without_purge(order: str, sw
         stack.clock.advance(seconds=31)
         stack.put(name, photo(17))
         assert stack.blob_created(name) != "accepted"
-    else:
-        assert run.results[i_enroll] != "accepted" or stack.status(user) != "revoked"
     footprint_is_empty(stack, user)  # no purge: the erasure itself is complete
     receipt = stack.services.revocation.erase(Revoke(user, "req-1"))
     counts = {e.kind: e.count for e in receipt.erased}
