@@ -12,9 +12,8 @@ import hashlib
 import hmac
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
 
 from shared.adapters.repositories import Repositories
 from shared.domain.enrollment import iso
@@ -45,14 +44,17 @@ class AuditLog:
             return who
         return self.subject_of(who)
 
-    def write(self, action: str, *, actor: str, subject: str | None = None, **details: Any) -> str:
+    def write(self, action: str, *, actor: str, subject: str | None = None, **details: object) -> str:
         """``actor`` and ``subject`` are user keys (stored as their keyed hash) or system names; ``details``
         must hold no user keys, biometrics or personIds."""
+        return self.record(action, actor=actor, subject=subject, details=details)
+
+    def record(self, action: str, *, actor: str, subject: str | None = None, details: Mapping[str, object]) -> str:
         now = self._clock()
         entry_id = uuid.uuid4().hex
         self._entries.insert(AuditEntry(day=day_key(now), entry_id=f"{iso(now)}_{entry_id}", action=action,
                                         actor=self._name(actor), subject=self._name(subject) if subject else None,
-                                        at=iso(now), details=details))
+                                        at=iso(now), details=dict(details)))
         # The log line names the action and the entry, never the people involved.
         log.info("audit %s entry=%s", action, entry_id)
         return entry_id

@@ -160,7 +160,7 @@ class EnrollmentService:
         self._photos.delete_upload(upload.blob_name)
         self._training.request()
         self._finish(upload, dom.ACCEPTED, kept=kept_name is not None)
-        log.info("upload %s accepted", upload.upload_id)
+        log.info("upload accepted")  # no upload id: it names a blob of one person (the invocation id correlates)
         return "accepted"
 
     def _undo(self, upload: Upload, group_id: str, person_id: str, *, kept: str | None) -> str:
@@ -187,7 +187,7 @@ class EnrollmentService:
     def _reject(self, upload: Upload, *, codes: tuple[str, ...], reasons: tuple[str, ...]) -> str:
         self._photos.delete_upload(upload.blob_name)
         self._finish(upload, dom.REJECTED, codes=codes, reasons=reasons)
-        log.info("upload %s rejected: %s", upload.upload_id, ",".join(codes))
+        log.info("upload rejected: %s", ",".join(codes))
         return "rejected"
 
     def _finish(self, upload: Upload, status: str, *, codes: tuple[str, ...] = (), reasons: tuple[str, ...] = (),
