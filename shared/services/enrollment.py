@@ -241,11 +241,15 @@ class EnrollmentService:
         except PersonNotFound as exc:
             self._forget_person(upload.user_key, group.group_id, person_id)
             raise TransientFailure("the recorded person no longer exists; a new one will be created") from exc
-        for face_id in person.persisted_face_ids:
-            if self._face.get_face(group.group_id, person_id, face_id).get("userData") == upload.upload_id:
-                self._record_face(upload, face_id)
-                return
-        face_id = self._face.add_face(group.group_id, person_id, data, user_data=upload.upload_id, target_face=rect)
+        try:
+            for face_id in person.persisted_face_ids:
+                if self._face.get_face(group.group_id, person_id, face_id).get("userData") == upload.upload_id:
+                    self._record_face(upload, face_id)
+                    return
+            face_id = self._face.add_face(group.group_id, person_id, data, user_data=upload.upload_id, target_face=rect)
+        except PersonNotFound as exc:  # deleted meanwhile (an erasure): the redelivery decides again
+            self._forget_person(upload.user_key, group.group_id, person_id)
+            raise TransientFailure("the person was deleted while a face was being added") from exc
         self._record_face(upload, face_id)
 
     def _record_face(self, upload: Upload, face_id: str) -> None:

@@ -44,8 +44,11 @@ from shared.errors import (
     FaceInvalidImage,
     LargePersonGroupExists,
     NotFound,
+    PersonNotFound,
+    PhotoNotFound,
     RecordConflict,
     RecordExists,
+    TransientFailure,
 )
 from shared.ports import FacePort, MessagePublisherPort, PhotoStorePort
 from shared.results import ReenrollProgress
@@ -255,7 +258,14 @@ class ReenrollmentService:
         if made is None:
             return self._finish_item(run_id, user_key, rr.SKIPPED, reason="revoked during the run")
         person_id = made[0]
-        added, failed = self._add_kept_faces(run_id, user_key, user, group_id, person_id, token)
+        try:
+            added, failed = self._add_kept_faces(run_id, user_key, user, group_id, person_id, token)
+        except (PhotoNotFound, PersonNotFound) as exc:
+            # Erased meanwhile (kept photo or person gone): revocation wins below; otherwise try again.
+            if self._consent.current(user_key) is None or self._repos.users.get(user_key) is None:
+                self._persons.forget(user_key, group_id, person_id)
+                return self._finish_item(run_id, user_key, rr.SKIPPED, reason="revoked during the run")
+            raise TransientFailure("a kept photo or the person vanished during the work item") from exc
         # Revocation wins, also against a race with this very item: look again before reporting done.
         if self._consent.current(user_key) is None or self._repos.users.get(user_key) is None:
             self._persons.forget(user_key, group_id, person_id)
