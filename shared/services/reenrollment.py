@@ -252,7 +252,17 @@ class ReenrollmentService:
         group_id = run.new_group_id
 
         def reuse(u: User) -> tuple[str | None, bool]:
-            return (u.new_person_id if u.new_group_id == group_id and u.new_person_id else None), False
+            if u.new_group_id == group_id and u.new_person_id:
+                return u.new_person_id, False
+            if u.new_person_id and u.new_group_id and u.new_group_id == run.old_group_id:
+                # An earlier run re-enrolled this user into the group this run replaces (it switched):
+                # that person is the user's current one. It becomes the primary before this run's
+                # target takes the new_* fields, so the record keeps naming it.
+                u.previous_group_id, u.previous_person_id = u.group_id, u.person_id
+                u.group_id, u.person_id = u.new_group_id, u.new_person_id
+                u.new_group_id, u.new_person_id = None, None
+                return None, True
+            return None, False
 
         made = self._persons.ensure(user_key, group_id, slot=REENROLL_TARGET, reuse=reuse)
         if made is None:
