@@ -530,12 +530,20 @@ class ReenrollmentService:
             self._face.delete_group(run.new_group_id)
         except LargePersonGroupNotFound:
             pass
-        for item in self._repos.items.range(pk=run_id):
-            def forget(u: User, group: str = run.new_group_id) -> None:
-                if u.new_group_id == group:
-                    u.new_group_id, u.new_person_id = None, None
+        # The users it was being built for are found from the attempt rows of its persons (work items
+        # are gone once the run ends); the group's delete confirms every person's, so the rows go too.
+        group = run.new_group_id
+        for attempt in list(self._repos.attempts.range(only=["group_id"])):
+            if attempt.group_id != group:
+                continue
 
-            self._repos.users.mutate(forget, item.user_key, attempts=10)
+            def forget(u: User) -> None:
+                if u.new_group_id == group:
+                    u.new_group_id, u.new_person_id, u.new_person_attempt = None, None, None
+
+            self._repos.users.mutate(forget, attempt.user_key, attempts=10)
+            self._repos.attempts.delete(attempt.user_key, attempt.attempt_id)
+        self._repos.superseded.delete(rk=group)  # nothing left for purge_timer to delete
 
     def resume(self, command: ResumeReenrollment) -> ReenrollProgress:
         """Re-emits the run's next control message (a stopped host, a lost message)."""
