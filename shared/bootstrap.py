@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # types only: the modules are imported on first build (cold s
     from shared.services.footprint import FootprintService
     from shared.services.groups import GroupDirectory, TrainingCoordinator
     from shared.services.purge import PurgeService
+    from shared.services.quotas import QuotaService
     from shared.services.reenrollment import ReenrollmentService
     from shared.services.revocation import RevocationService
 
@@ -50,6 +51,7 @@ class Services:
     footprint: FootprintService
     purge: PurgeService
     reenrollment: ReenrollmentService
+    quotas: QuotaService
 
 
 def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None = None,
@@ -66,6 +68,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None =
     from shared.services.footprint import FootprintService
     from shared.services.groups import GroupDirectory, PersonFactory, TrainingCoordinator
     from shared.services.purge import PurgeService
+    from shared.services.quotas import QuotaService
     from shared.services.reenrollment import ReenrollmentService
     from shared.services.revocation import RevocationService
 
@@ -100,8 +103,9 @@ def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None =
     groups = GroupDirectory(repos, face, settings, clock=clock)
     training = TrainingCoordinator(groups, face, clock=clock, coalesce_seconds=settings.training_coalesce_seconds)
     persons = PersonFactory(repos, face, clock=clock)
+    quotas = QuotaService(repos=repos, settings=settings, clock=clock)
     enrollment = EnrollmentService(repos=repos, photos=photos, face=face, consent=consent, audit=audit, groups=groups,
-                                   training=training, persons=persons, settings=settings, clock=clock)
+                                   training=training, persons=persons, settings=settings, clock=clock, quotas=quotas)
     footprint = FootprintService(repos=repos, photos=photos, face=face, audit=audit, clock=clock,
                                  audit_retention_days=settings.audit_retention_days)
     revocation = RevocationService(repos=repos, photos=photos, face=face, consent=consent, audit=audit,
@@ -112,7 +116,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None =
                                        consent=consent, groups=groups, persons=persons, settings=settings, clock=clock)
     return Services(settings=settings, records=records, repos=repos, photos=photos, face=face, publisher=publisher,
                     audit=audit, groups=groups, training=training, consent=consent, enrollment=enrollment,
-                    revocation=revocation, footprint=footprint, purge=purge, reenrollment=reenrollment)
+                    revocation=revocation, footprint=footprint, purge=purge, reenrollment=reenrollment, quotas=quotas)
 
 
 _lock = threading.Lock()
