@@ -373,7 +373,19 @@ class Scenario:
             raise StepFailed(f"expected Alice enrolled and Bob reenrollRequired, got {alice['status']} / {bob['status']}")
         return "Alice re-enrolled from her kept photos into a recognition_05 group; Bob is asked to enroll again"
 
+    def footprint(self, user: dict[str, str]) -> dict[str, Any]:
+        """The admin's footprint view: counts per store (GET /api/admin/users/{userKey}/footprint)."""
+        return self.api.json("GET", f"admin/users/{user['oid']}/footprint", user=ADMIN, admin=True, expect=200)
+
+    @staticmethod
+    def footprint_line(fp: dict[str, Any]) -> str:
+        held = ", ".join(f"{k} {v}" for k, v in (fp.get("erasable") or {}).items() if v) or "nothing"
+        kept = ", ".join(f"{k} {v}" for k, v in (fp.get("retained") or {}).items() if v) or "nothing"
+        return f"holds: {held} | retained by design: {kept}"
+
     def hr_termination(self, r: StepResult) -> str:
+        before = self.footprint(ALICE)
+        r.detail.append(f"footprint of Alice before (admin view, counts only): {self.footprint_line(before)}")
         event_id = f"hr-{uuid.uuid4()}"
         now = datetime.now(timezone.utc)
         event = {"specversion": "1.0", "id": event_id, "source": "/hr/demo", "type": "hr.employee.terminated",
@@ -400,6 +412,12 @@ class Scenario:
         receipt_id = status.get("receiptId")
         if not receipt_id:
             raise StepFailed(f"revoked without a receiptId: {status}")
+        # "revoked" shows once the tombstone is written; the receipt follows when the erasure is verified.
+        deadline = time.monotonic() + 45
+        while self.api.call("GET", f"admin/receipts/{receipt_id}", user=ADMIN, admin=True).status_code != 200:
+            if time.monotonic() > deadline:
+                raise StepFailed(f"no receipt {receipt_id} 45 s after the revocation")
+            time.sleep(0.5)
         receipt = self.api.json("GET", f"admin/receipts/{receipt_id}", user=ADMIN, admin=True, expect=200)
         t = Table(box=None, header_style="bold", pad_edge=False)
         t.add_column("erased")
@@ -412,10 +430,15 @@ class Scenario:
                         f"“{receipt.get('reason')}”, completed {receipt.get('completedAt')}")
         r.detail.append(indent(t))
         r.detail.append("retained: " + "; ".join(str(x) for x in receipt.get("retained") or []))
+        after = self.footprint(ALICE)
+        r.detail.append(f"footprint of Alice after: {self.footprint_line(after)}")
+        r.detail.append(f"receipt verified: {receipt.get('verified')} ({len(receipt.get('checked') or [])} stores checked)")
+        if not after.get("empty") or not receipt.get("verified"):
+            raise StepFailed(f"the erasure left something or is not verified: {after.get('erasable')}")
         counts = {str(i.get("kind")): int(i.get("count") or 0) for i in receipt.get("erased") or []}
         if counts.get("faceTemplate", 0) < 1 or counts.get("enrollmentRecord", 0) < 1:
             raise StepFailed(f"the receipt does not show the face template and the enrollment record erased: {counts}")
-        return f"HR event published on the topic; Alice erased, receipt {receipt_id}"
+        return f"HR event published on the topic; Alice erased (footprint empty, verified), receipt {receipt_id}"
 
     def nothing_left(self, r: StepResult) -> str:
         from shared.errors import PersonNotFound
@@ -466,8 +489,11 @@ class Scenario:
         status = self.api.wait_status(BOB, lambda s: s["status"] == "revoked", what="revoked", timeout=45)
         if not status.get("receiptId"):
             raise StepFailed(f"revoked without a receiptId: {status}")
-        if self.user_row(BOB["oid"]) is not None:
-            raise StepFailed("Bob is revoked but his users table row is still there")
+        deadline = time.monotonic() + 45  # revoked shows at the tombstone; the erasure follows
+        while self.user_row(BOB["oid"]) is not None:
+            if time.monotonic() > deadline:
+                raise StepFailed("Bob is revoked but his users table row is still there")
+            time.sleep(0.5)
         return f"Bob withdrew his consent: revoked, receipt {status['receiptId']}"
 
     def run(self) -> None:
@@ -485,8 +511,8 @@ class Scenario:
              short="Unseen photo identified as Alice", needs=[6])
         step("Recognition model update: re-enroll into a recognition_05 group", self.model_update,
              short="Model update → Alice re-enrolled, Bob asked", needs=[5, 7])
-        step("HR terminates Alice: erased on the HR event, with a receipt", self.hr_termination,
-             short="HR termination → erased + receipt", needs=[7])
+        step("HR terminates Alice: erased on the HR event, footprint before and after, receipt", self.hr_termination,
+             short="HR termination → footprint empty + verified receipt", needs=[7])
         step("Nothing of Alice is left", self.nothing_left, short="Nothing of Alice left", needs=[7, 9])
         step("Bob withdraws his consent himself (DELETE /api/enrollment)", self.bob_revokes,
              short="Bob revokes himself → receipt", needs=[5])

@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # types only: the modules are imported on first build (cold s
     from shared.services.audit import AuditLog
     from shared.services.consent import ConsentService
     from shared.services.enrollment import EnrollmentService
+    from shared.services.footprint import FootprintService
     from shared.services.groups import GroupDirectory, TrainingCoordinator
     from shared.services.purge import PurgeService
     from shared.services.quotas import QuotaService
@@ -47,6 +48,7 @@ class Services:
     consent: ConsentService
     enrollment: EnrollmentService
     revocation: RevocationService
+    footprint: FootprintService
     purge: PurgeService
     reenrollment: ReenrollmentService
     quotas: QuotaService
@@ -63,6 +65,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None =
     from shared.services.audit import AuditLog
     from shared.services.consent import ConsentService
     from shared.services.enrollment import EnrollmentService
+    from shared.services.footprint import FootprintService
     from shared.services.groups import GroupDirectory, PersonFactory, TrainingCoordinator
     from shared.services.purge import PurgeService
     from shared.services.quotas import QuotaService
@@ -95,23 +98,25 @@ def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None =
             publisher = ServiceBusPublisher(fully_qualified_namespace=str(settings.servicebus_namespace),
                                             credential=credential or clients.credential())
     repos = Repositories(records)
-    audit = AuditLog(repos, clock=clock)
-    consent = ConsentService(repos, photos, audit, clock=clock)
+    audit = AuditLog(repos, clock=clock, hash_key=settings.audit_hash_key)
+    consent = ConsentService(repos, photos, audit, clock=clock, require_employee_id=settings.hr_require_employee_id)
     groups = GroupDirectory(repos, face, settings, clock=clock)
     training = TrainingCoordinator(groups, face, clock=clock, coalesce_seconds=settings.training_coalesce_seconds)
-    persons = PersonFactory(repos, face)
+    persons = PersonFactory(repos, face, clock=clock)
     quotas = QuotaService(repos=repos, settings=settings, clock=clock)
     enrollment = EnrollmentService(repos=repos, photos=photos, face=face, consent=consent, audit=audit, groups=groups,
                                    training=training, persons=persons, settings=settings, clock=clock, quotas=quotas)
+    footprint = FootprintService(repos=repos, photos=photos, face=face, audit=audit, clock=clock,
+                                 audit_retention_days=settings.audit_retention_days)
     revocation = RevocationService(repos=repos, photos=photos, face=face, consent=consent, audit=audit,
-                                   publisher=publisher, settings=settings, clock=clock)
+                                   publisher=publisher, settings=settings, clock=clock, footprint=footprint)
     purge = PurgeService(repos=repos, photos=photos, face=face, revocation=revocation, audit=audit, groups=groups,
                          training=training, settings=settings, clock=clock)
     reenrollment = ReenrollmentService(repos=repos, photos=photos, face=face, audit=audit, publisher=publisher,
                                        consent=consent, groups=groups, persons=persons, settings=settings, clock=clock)
     return Services(settings=settings, records=records, repos=repos, photos=photos, face=face, publisher=publisher,
                     audit=audit, groups=groups, training=training, consent=consent, enrollment=enrollment,
-                    revocation=revocation, purge=purge, reenrollment=reenrollment, quotas=quotas)
+                    revocation=revocation, footprint=footprint, purge=purge, reenrollment=reenrollment, quotas=quotas)
 
 
 _lock = threading.Lock()

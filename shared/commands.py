@@ -53,6 +53,12 @@ class ReadReceipt:
 
 
 @dataclass(frozen=True)
+class ReadFootprint:
+    actor: Principal
+    user_key: str
+
+
+@dataclass(frozen=True)
 class RunPurge:
     dry_run: bool
     trigger: str

@@ -110,11 +110,28 @@ class ReceiptView:
     completed_at: str | None
     erased: tuple[ErasedItems, ...]
     retained: tuple[str, ...]
+    verified: bool = False
+    checked: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, object]:
         return {"receiptId": self.receipt_id, "requestId": self.request_id, "subject": self.subject,
                 "requestedBy": self.requested_by, "reason": self.reason, "completedAt": self.completed_at,
-                "erased": [e.as_json() for e in self.erased], "retained": list(self.retained)}
+                "erased": [e.as_json() for e in self.erased], "retained": list(self.retained),
+                "verified": self.verified, "checked": list(self.checked)}
+
+
+@dataclass(frozen=True)
+class FootprintView:
+    """Counts per store, never an identifier (what an admin sees)."""
+
+    user_key: str
+    consent: str
+    erasable: dict[str, int]
+    retained: dict[str, int]
+
+    def as_json(self) -> dict[str, object]:
+        return {"userKey": self.user_key, "consent": self.consent, "empty": not any(self.erasable.values()),
+                "erasable": dict(self.erasable), "retained": dict(self.retained)}
 
 
 @dataclass(frozen=True)
@@ -151,8 +168,10 @@ class PurgeReport:
     orphan_kept_photos: int = 0
     superseded_groups: int = 0
     stale_index_rows: int = 0
-    rows_read: dict[str, int] = field(default_factory=lambda: {"expiredConsents": 0, "staleUploads": 0,
-                                                               "supersededGroups": 0})
+    repaired_erasures: int = 0
+    expired_audit_rows: int = 0
+    rows_read: dict[str, int] = field(default_factory=lambda: {"repairedErasures": 0, "expiredConsents": 0,
+                                                               "staleUploads": 0, "supersededGroups": 0})
     orphan_scan: dict[str, int] = field(default_factory=lambda: {
         "groups": 0, "facePages": 0, "facePersonsListed": 0, "personChecks": 0, "keptBlobsListed": 0,
         "userRowsRead": 0})
@@ -167,6 +186,7 @@ class PurgeReport:
             "staleSessions": self.stale_sessions, "orphanPersons": self.orphan_persons,
             "missingPersons": self.missing_persons, "orphanKeptPhotos": self.orphan_kept_photos,
             "supersededGroups": self.superseded_groups, "staleIndexRows": self.stale_index_rows,
+            "repairedErasures": self.repaired_erasures, "expiredAuditRows": self.expired_audit_rows,
             "rowsRead": dict(self.rows_read), "orphanScan": dict(self.orphan_scan), "stepMs": dict(self.step_ms),
             "errors": list(self.errors), "durationMs": self.duration_ms,
         }

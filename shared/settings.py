@@ -124,6 +124,13 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("UPLOAD_PROCESSING_LEASE_SECONDS", "630", "both",
                 "How long a delivery's claim on an upload excludes other deliveries; longer than host.json's "
                 "functionTimeout (600 s), so a redelivery never runs while the first delivery can still run."),
+    SettingSpec("HR_REQUIRE_EMPLOYEE_ID", "false", "both",
+                "`true`: consent is refused without the employee-id claim (HR terminations could not find the user); "
+                "`false`: consent is granted and the gap is audited (`consent.employeeIdMissing`)."),
+    SettingSpec("AUDIT_RETENTION_DAYS", "400", "both", "Audit rows older than this are deleted by purge_timer."),
+    SettingSpec("AUDIT_HASH_KEY", None, "azure",
+                "Secret key of the keyed hash (HMAC-SHA256) that names users in audit rows (a Key Vault reference in "
+                "Azure). Unset: a fixed development key is used, which is not a secret."),
     # --- quality gate ---
     SettingSpec("QUALITY_MIN_FACE_AREA", "10000", "both", "Minimum face rectangle area in px²."),
     SettingSpec("QUALITY_MAX_YAW", "35", "both", "Maximum absolute head yaw in degrees."),
@@ -233,6 +240,9 @@ class Settings:
     image_decode_memory_mb: int = _int(_NO_ENV, "IMAGE_DECODE_MEMORY_MB")
     image_decode_wall_seconds: float = _float(_NO_ENV, "IMAGE_DECODE_WALL_SECONDS")
     upload_processing_lease_seconds: int = _int(_NO_ENV, "UPLOAD_PROCESSING_LEASE_SECONDS")
+    hr_require_employee_id: bool = _str(_NO_ENV, "HR_REQUIRE_EMPLOYEE_ID").strip().lower() == "true"
+    audit_retention_days: int = _int(_NO_ENV, "AUDIT_RETENTION_DAYS")
+    audit_hash_key: str = "local-development-audit-key"
     quality: Thresholds = field(default_factory=lambda: _thresholds(_NO_ENV))
 
     @property
@@ -298,6 +308,9 @@ class Settings:
             image_decode_memory_mb=_int(e, "IMAGE_DECODE_MEMORY_MB"),
             image_decode_wall_seconds=_float(e, "IMAGE_DECODE_WALL_SECONDS"),
             upload_processing_lease_seconds=_int(e, "UPLOAD_PROCESSING_LEASE_SECONDS"),
+            hr_require_employee_id=_str(e, "HR_REQUIRE_EMPLOYEE_ID").strip().lower() == "true",
+            audit_retention_days=_int(e, "AUDIT_RETENTION_DAYS"),
+            audit_hash_key=_opt(e, "AUDIT_HASH_KEY") or "local-development-audit-key",
             quality=_thresholds(e),
         )
 

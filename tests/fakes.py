@@ -124,8 +124,11 @@ class FakeRecords(_Hooked):
         self._t(table)[self._key(entity)] = (_stored(entity), etag)
         return etag
 
-    def delete(self, table: str, pk: str, rk: str) -> None:
+    def delete(self, table: str, pk: str, rk: str, *, etag: str | None = None) -> None:
         self._at(f"records.delete:{table}")
+        found = self._t(table).get((pk, rk))
+        if found is not None and etag is not None and found[1] != etag:
+            raise errors.RecordConflict(f"{table} record changed concurrently")
         self._t(table).pop((pk, rk), None)
 
     def partition(self, table: str, pk: str) -> list[dict[str, Any]]:

@@ -130,6 +130,16 @@ def receipt(req: func.HttpRequest) -> func.HttpResponse:
     return _respond(run)
 
 
+@bp.route(route="admin/users/{userKey}/footprint", methods=["GET"], auth_level=ANON)
+def footprint(req: func.HttpRequest) -> func.HttpResponse:
+    def run() -> Reply:
+        from shared.commands import ReadFootprint
+
+        s, p = _ctx(req, admin="read a user's footprint")
+        return Reply(200, s.footprint.view(ReadFootprint(p, route_key(req.route_params, "userKey"))).as_json())
+    return _respond(run)
+
+
 @bp.route(route="admin/purge", methods=["POST"], auth_level=ANON)
 def purge_now(req: func.HttpRequest) -> func.HttpResponse:
     def run() -> Reply:

@@ -159,6 +159,15 @@ param imageDecodeWallSeconds string = '30'
 @description('UPLOAD_PROCESSING_LEASE_SECONDS: Claim on an upload; longer than functionTimeout.')
 param uploadProcessingLeaseSeconds string = '630'
 
+@description('HR_REQUIRE_EMPLOYEE_ID: `true` refuses consent without the employee-id claim; `false` grants it and audits the gap.')
+param hrRequireEmployeeId string = 'false'
+
+@description('AUDIT_RETENTION_DAYS: Audit rows older than this are deleted by purge_timer.')
+param auditRetentionDays string = '400'
+
+@description('AUDIT_HASH_KEY comes from this Key Vault secret (a versionless secret URI; the app identity needs Key Vault Secrets User on it). Empty: the app falls back to a development key that is not a secret; set it before production (docs/operations.md).')
+param auditHashKeySecretUri string = ''
+
 @description('QUALITY_MIN_FACE_AREA: Minimum face rectangle area in px².')
 param qualityMinFaceArea string = '10000'
 
@@ -481,6 +490,18 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'UPLOAD_PROCESSING_LEASE_SECONDS'
           value: uploadProcessingLeaseSeconds
+        }
+        {
+          name: 'HR_REQUIRE_EMPLOYEE_ID'
+          value: hrRequireEmployeeId
+        }
+        {
+          name: 'AUDIT_RETENTION_DAYS'
+          value: auditRetentionDays
+        }
+        {
+          name: 'AUDIT_HASH_KEY'
+          value: empty(auditHashKeySecretUri) ? '' : '@Microsoft.KeyVault(SecretUri=${auditHashKeySecretUri})'
         }
         {
           name: 'QUALITY_MIN_FACE_AREA'

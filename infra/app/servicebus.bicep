@@ -26,6 +26,9 @@ param messageTimeToLive string = 'P14D'
 @description('Log Analytics workspace that receives the namespace\'s operational (management) logs.')
 param logAnalyticsWorkspaceId string
 
+@description('Action group notified when an erasure command or an HR event is dead-lettered (empty: the alert fires in the portal only).')
+param alertActionGroupId string = ''
+
 resource namespace 'Microsoft.ServiceBus/namespaces@2024-01-01' = {
   name: name
   location: location
@@ -122,6 +125,56 @@ resource namespaceDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-
       {
         category: 'OperationalLogs'
         enabled: true
+      }
+    ]
+  }
+}
+
+// A dead-lettered revocation is an erasure not finished, a dead-lettered HR event a termination not
+// applied: both need an operator (docs/operations.md, "Dead-lettered erasures"). DeadletteredMessages
+// is per entity (EntityName); a topic's subscriptions are counted under the topic's name.
+// https://learn.microsoft.com/azure/azure-monitor/reference/supported-metrics/microsoft-servicebus-namespaces-metrics
+resource deadLetterAlert 'Microsoft.Insights/metricAlerts@2018-03-01' = {
+  name: '${name}-erasure-dead-letters'
+  location: 'global'
+  tags: tags
+  properties: {
+    description: 'Messages dead-lettered in ${revocationsQueueName} or in the ${hrEventsSubscriptionName} subscription of ${hrEventsTopicName}: an erasure or a termination did not complete. purge_timer repairs erasures whose tombstone was written; see docs/operations.md.'
+    severity: 1
+    enabled: true
+    scopes: [
+      namespace.id
+    ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    autoMitigate: true
+    criteria: {
+      'odata.type': 'Microsoft.Azure.Monitor.SingleResourceMultipleMetricCriteria'
+      allOf: [
+        {
+          criterionType: 'StaticThresholdCriterion'
+          name: 'deadLettered'
+          metricNamespace: 'Microsoft.ServiceBus/namespaces'
+          metricName: 'DeadletteredMessages'
+          dimensions: [
+            {
+              name: 'EntityName'
+              operator: 'Include'
+              values: [
+                revocationsQueueName
+                hrEventsTopicName
+              ]
+            }
+          ]
+          operator: 'GreaterThan'
+          threshold: 0
+          timeAggregation: 'Maximum'
+        }
+      ]
+    }
+    actions: empty(alertActionGroupId) ? [] : [
+      {
+        actionGroupId: alertActionGroupId
       }
     ]
   }

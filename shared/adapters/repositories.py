@@ -119,6 +119,11 @@ class Repository(Generic[R]):
         """Idempotent: a missing record is not an error."""
         self._store.delete(self.layout.table, *self.layout.keys(pk=pk, rk=rk))
 
+    def delete_record(self, record: R) -> None:
+        """Deletes ``record`` only if it still has ``record.etag`` (``RecordConflict`` if it changed); gone is fine."""
+        entity = self.layout.to_entity(record)
+        self._store.delete(self.layout.table, entity["PartitionKey"], entity["RowKey"], etag=record.etag or None)
+
     def mutate(self, change: Callable[[R], object], pk: str | None = None, rk: str | None = None, *,
                attempts: int = 5) -> R | None:
         """Applies ``change`` (which mutates the record in place) and writes it if nobody changed it meanwhile.
@@ -156,12 +161,16 @@ TABLE_USERS, TABLE_UPLOADS, TABLE_UPLOAD_INDEX = "users", "uploads", "uploadinde
 TABLE_CONSENT, TABLE_STATE, TABLE_AUDIT, TABLE_OVERRIDES, TABLE_RECEIPTS = "consent", "state", "audit", "overrides", "receipts"
 TABLE_HR_INDEX, TABLE_RUNS, TABLE_ITEMS = "hrindex", "reenrollruns", "reenrollitems"
 TABLE_CONSENT_BY_DAY, TABLE_UPLOADS_BY_MINUTE = "consentbyday", "uploadsbyminute"
+TABLE_ATTEMPTS, TABLE_PENDING_ERASURES, TABLE_COUNTERS = "personattempts", "erasurespending", "counters"
 
 USERS = Layout(TABLE_USERS, rec.User, pk="user_key", rk_const="user")
 UPLOADS = Layout(TABLE_UPLOADS, rec.Upload, pk="user_key", rk="upload_id")
 UPLOAD_INDEX = Layout(TABLE_UPLOAD_INDEX, rec.UploadIndex, pk="upload_id", rk_const="u")
 LEDGER = Layout(TABLE_CONSENT, rec.LedgerEntry, pk="user_key", rk="entry_id")
-HR_INDEX = Layout(TABLE_HR_INDEX, rec.HrIndexEntry, pk="employee_id", rk_const="u")
+# RowKey = userKey (one row per account); rows written before that have RowKey "u" and a userKey column.
+HR_INDEX = Layout(TABLE_HR_INDEX, rec.HrIndexEntry, pk="employee_id", rk="user_key")
+ATTEMPTS = Layout(TABLE_ATTEMPTS, rec.PersonAttempt, pk="user_key", rk="attempt_id")
+PENDING_ERASURES = Layout(TABLE_PENDING_ERASURES, rec.PendingErasure, pk_const="pending", rk="user_key")
 GROUP = Layout(TABLE_STATE, rec.GroupState, pk_const="group", rk_const="active")
 REENROLL_LOCK = Layout(TABLE_STATE, rec.ReenrollLock, pk_const="reenroll", rk_const="current")
 SUPERSEDED = Layout(TABLE_STATE, rec.SupersededGroup, pk_const="supersededgroup", rk="group_id")
@@ -199,4 +208,6 @@ class Repositories:
         self.consent_due = Repository(store, CONSENT_DUE)
         self.uploads_due = Repository(store, UPLOADS_DUE)
         self.audit = Repository(store, AUDIT)
+        self.attempts = Repository(store, ATTEMPTS)
+        self.pending_erasures = Repository(store, PENDING_ERASURES)
         self.quotas = Repository(store, QUOTAS)

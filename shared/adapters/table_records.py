@@ -81,8 +81,18 @@ class TableRecords:
         meta = self._table(table).upsert_entity(_to_storage(entity), mode=UpdateMode.REPLACE)
         return str(meta.get("etag", ""))
 
-    def delete(self, table: str, pk: str, rk: str) -> None:
-        self._table(table).delete_entity(pk, rk)  # idempotent: a missing entity is not an error
+    def delete(self, table: str, pk: str, rk: str, *, etag: str | None = None) -> None:
+        """Idempotent: a missing entity is not an error. With ``etag``, only if unchanged (RecordConflict)."""
+        if etag is None:
+            self._table(table).delete_entity(pk, rk)
+            return
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceModifiedError
+
+        try:
+            self._table(table).delete_entity(pk, rk, etag=etag, match_condition=MatchConditions.IfNotModified)
+        except ResourceModifiedError as exc:
+            raise RecordConflict(f"{table} record changed concurrently") from exc
 
     def partition(self, table: str, pk: str) -> list[Entity]:
         rows = self._table(table).query_entities("PartitionKey eq @pk", parameters={"pk": pk})

@@ -57,8 +57,9 @@ def revocation_request_id(user_key: str, grant_entry_id: str) -> str:
     return uuid.uuid5(RECEIPT_NAMESPACE, f"{user_key}|{grant_entry_id}").hex
 
 
-def hr_request_id(source: str, event_id: str) -> str:
-    return uuid.uuid5(RECEIPT_NAMESPACE, f"hr|{source}|{event_id}").hex
+def hr_request_id(source: str, event_id: str, user_key: str) -> str:
+    """One termination may name several accounts (a shared employee id): one request, one receipt, each."""
+    return uuid.uuid5(RECEIPT_NAMESPACE, f"hr|{source}|{event_id}|{user_key}").hex
 
 
 def receipt_id_for(request_id: str) -> str:

@@ -104,8 +104,40 @@ class LedgerEntry(Record):
 
 @dataclass(kw_only=True)
 class HrIndexEntry(Record):
+    """One row per (employee id, user): two accounts may share an employee id, and a termination erases both."""
+
     employee_id: str
     user_key: str = ""
+
+
+@dataclass(kw_only=True)
+class PersonAttempt(Record):
+    """A Face person that may exist: written before ``create_person`` (its id is the person's userData),
+    completed with the personId after it, and deleted only after a confirmed delete of the person.
+
+    Enrollment, re-enrollment and retries alike: so every person in every group (active, a re-enrollment
+    in progress, a failed run's, a superseded one) is found from its user, and erasure misses none.
+    """
+
+    user_key: str
+    attempt_id: str
+    group_id: str = ""
+    person_id: str | None = None
+    slot: str = ""
+    created_at: str | None = None
+
+
+@dataclass(kw_only=True)
+class PendingErasure(Record):
+    """An erasure requested and not yet verified complete: written before the tombstone, deleted after
+    the verification. purge_timer re-runs every one it finds (a dead-lettered erasure is repaired)."""
+
+    user_key: str
+    request_id: str = ""
+    reason: str = ""
+    requested_by: str = ""
+    requested_at: str | None = None
+    plan: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(kw_only=True)
@@ -159,6 +191,8 @@ class Receipt(Record):
     completed_at: str | None = None
     erased: list[dict[str, object]] = field(default_factory=list)  # {kind, store, count}
     retained: list[str] = field(default_factory=list)
+    verified: bool = False
+    checked: list[str] = field(default_factory=list)  # the stores the verification looked at, found empty
 
 
 @dataclass(kw_only=True)

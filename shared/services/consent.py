@@ -14,17 +14,20 @@ from shared.domain.enrollment import ConsentState, current_consent, iso, latest_
 from shared.domain.erasure import day_key
 from shared.domain.principal import Principal
 from shared.domain.records import ConsentDue, HrIndexEntry, LedgerEntry, User
-from shared.errors import Conflict, RecordConflict, RecordExists
+from shared.errors import Conflict, Invalid, RecordConflict, RecordExists
 from shared.ports import PhotoStorePort
 from shared.results import ConsentGranted
 from shared.services.audit import AuditLog
+from shared.services.footprint import hr_rows
 
 log = logging.getLogger("shared.consent")
 
 
 class ConsentService:
     def __init__(self, repos: Repositories, photos: PhotoStorePort, audit: AuditLog, *,
-                 clock: Callable[[], datetime], terms: Callable[[], Terms] = current_terms) -> None:
+                 clock: Callable[[], datetime], terms: Callable[[], Terms] = current_terms,
+                 require_employee_id: bool = False) -> None:
+        self._require_employee_id = require_employee_id
         self._repos = repos
         self._photos = photos
         self._audit = audit
@@ -46,16 +49,30 @@ class ConsentService:
         if command.terms_version != terms.version:
             raise Conflict(f"These terms are out of date; the current version is {terms.version}. "
                            "Read the current terms and consent again.", code="StaleTerms")
+        if not principal.hr_key and self._require_employee_id:
+            raise Invalid("Your sign-in carries no employee id (the employeeid claim), which this organisation "
+                          "requires so that your enrollment is erased when you leave. Ask your administrator to "
+                          "add the employee id to your account, sign in again and consent again.",
+                          code="EmployeeIdRequired")
         now = self._clock()
         entry = LedgerEntry(user_key=principal.user_key, entry_id=ledger_entry_id(now, uuid.uuid4().hex), kind="consent",
                             accepted=True, terms_version=terms.version, terms_sha256=terms.sha256, store_photos=store,
                             at=iso(now), client=command.client[:200])
         # The user record first, then the ledger: a crash in between leaves a harmless record that
         # the next consent completes; the ledger entry is what grants consent.
-        self._open_user(principal, store_photos=store, now=now)
+        before = self._repos.users.get(principal.user_key)
         if principal.hr_key:
-            # HR termination events name the employee id; this index finds the user without a scan.
+            # HR termination events name the employee id; this index finds the user without a scan. One
+            # row per (employee id, user), written before the record names it: two accounts may share an id.
             self._repos.hr_index.upsert(HrIndexEntry(employee_id=principal.hr_key, user_key=principal.user_key))
+        else:
+            self._audit.write("consent.employeeIdMissing", actor=principal.user_key, subject=principal.user_key)
+        self._open_user(principal, store_photos=store, now=now)
+        if principal.hr_key and before is not None and before.hr_key and before.hr_key != principal.hr_key:
+            # The claim changed: the old id no longer names this user.
+            for row in hr_rows(self._repos, before.hr_key):
+                if row.user_key == principal.user_key:
+                    self._repos.hr_index.delete(before.hr_key, row.row_key)
         # The retention index (purge_timer reads only the days that are due): written before the
         # grant, so every grant is found; the previous grant's row goes after, as it no longer counts.
         previous = latest_grant(self.ledger(principal.user_key))

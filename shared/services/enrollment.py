@@ -176,20 +176,35 @@ class EnrollmentService:
         self._add_face_once(upload, person_id, group, image.data, faces[0].rectangle)
         current = self._repos.users.mutate(self._face_added, user_key)
         if current is None or self._consent.current(user_key) is None:
-            # Revoked while this photo was being added: revocation wins. The erasure has deleted
-            # (or will delete) the person; this delivery must not keep the photo it still holds.
-            try:
-                self._face.delete_person(group.group_id, person_id)
-            except PersonNotFound:
-                pass
-            self._photos.delete_upload(upload.blob_name)
-            self._audit.write("upload.discarded", actor="system", subject=user_key, reason="revoked during enrollment")
-            return "discarded"
+            return self._undo(upload, group.group_id, person_id, kept=None)
+        kept_name = self._keep(current, upload, content=image.data)
+        # Revocation wins after every step that keeps data: the erasure may have read the stores
+        # between the check above and the copy to kept photos.
+        if self._consent.current(user_key) is None or self._repos.users.get(user_key) is None:
+            return self._undo(upload, group.group_id, person_id, kept=kept_name)
+        self._photos.delete_upload(upload.blob_name)
         self._training.request()
-        kept = self._dispose(current, upload, content=image.data)
-        self._finish(upload, dom.ACCEPTED, kept=kept)
+        self._finish(upload, dom.ACCEPTED, kept=kept_name is not None)
         log.info("upload accepted")  # no upload id: it names a blob of one person (the invocation id correlates)
         return "accepted"
+
+    def _undo(self, upload: Upload, group_id: str, person_id: str, *, kept: str | None) -> str:
+        """Revoked while this photo was being enrolled: revocation wins. The erasure has deleted (or will
+        delete) the person; this delivery must not keep anything it still holds."""
+        self._persons.forget(upload.user_key, group_id, person_id)
+        if kept is not None:
+            self._photos.delete_kept(kept)
+        self._photos.delete_upload(upload.blob_name)
+        self._audit.write("upload.discarded", actor="system", subject=upload.user_key, reason="revoked during enrollment")
+        return "discarded"
+
+    def _keep(self, user: User, upload: Upload, *, content: bytes) -> str | None:
+        """Keeps the photo with storePhotos consent; returns its name."""
+        if user.store_photos and user.kept_token:
+            name = kept_name_for(user.kept_token, upload.upload_id)
+            self._photos.keep(name, content)
+            return name
+        return None
 
     def _face_added(self, user: User) -> None:
         user.face_added_at, user.reenroll_required, user.last_error = iso(self._clock()), False, None
@@ -249,13 +264,17 @@ class EnrollmentService:
         try:
             person = self._face.get_person(group.group_id, person_id)
         except PersonNotFound as exc:
-            self._forget_person(upload.user_key, person_id)
+            self._forget_person(upload.user_key, group.group_id, person_id)
             raise TransientFailure("the recorded person no longer exists; a new one will be created") from exc
-        for face_id in person.persisted_face_ids:
-            if self._face.get_face(group.group_id, person_id, face_id).get("userData") == upload.upload_id:
-                self._record_face(upload, face_id)
-                return
-        face_id = self._face.add_face(group.group_id, person_id, data, user_data=upload.upload_id, target_face=rect)
+        try:
+            for face_id in person.persisted_face_ids:
+                if self._face.get_face(group.group_id, person_id, face_id).get("userData") == upload.upload_id:
+                    self._record_face(upload, face_id)
+                    return
+            face_id = self._face.add_face(group.group_id, person_id, data, user_data=upload.upload_id, target_face=rect)
+        except PersonNotFound as exc:  # deleted meanwhile (an erasure): the redelivery decides again
+            self._forget_person(upload.user_key, group.group_id, person_id)
+            raise TransientFailure("the person was deleted while a face was being added") from exc
         self._record_face(upload, face_id)
 
     def _record_face(self, upload: Upload, face_id: str) -> None:
@@ -264,7 +283,7 @@ class EnrollmentService:
 
         self._repos.uploads.mutate(change, upload.user_key, upload.upload_id)
 
-    def _forget_person(self, user_key: str, person_id: str) -> None:
+    def _forget_person(self, user_key: str, group_id: str, person_id: str) -> None:
         user = self._repos.users.get(user_key)
         if user is not None and user.person_id == person_id:
             user.person_id, user.face_added_at = None, None
@@ -272,6 +291,7 @@ class EnrollmentService:
                 self._repos.users.update(user)
             except RecordConflict:
                 pass
+        self._persons.untrack(user_key, group_id, person_id)  # confirmed gone from Face
 
     # --- status ------------------------------------------------------------------------------
     def status(self, user_key: str) -> EnrollmentStatus:
@@ -289,10 +309,11 @@ class EnrollmentService:
                                     active_group_id=active.group_id if active else None)
         receipt_id: str | None = None
         message: str | None = None
-        if user is None and status == dom.NONE:
-            latest = latest_entry(self._consent.ledger(user_key))
-            if latest is not None and latest.kind == "revocation":
-                status, receipt_id = dom.REVOKED, latest.receipt_id
+        latest = latest_entry(self._consent.ledger(user_key)) if consent is None else None
+        if latest is not None and latest.kind == "revocation":
+            # Status reflects consent: a withdrawn user is never shown enrolled, even while an
+            # erasure is still being finished (or repaired by purge_timer).
+            status, receipt_id = dom.REVOKED, latest.receipt_id
         if status == dom.FAILED and user and user.last_error:
             message = user.last_error
         if status == dom.REENROLL_REQUIRED:

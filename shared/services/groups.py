@@ -16,8 +16,15 @@ from datetime import datetime, timedelta
 from shared.adapters.repositories import Repositories
 from shared.domain import enrollment as dom
 from shared.domain.enrollment import iso, parse_iso
-from shared.domain.records import GroupState, User
-from shared.errors import LargePersonGroupExists, PersonNotFound, RecordConflict, RecordExists, TransientFailure
+from shared.domain.records import GroupState, PersonAttempt, User
+from shared.errors import (
+    LargePersonGroupExists,
+    LargePersonGroupNotFound,
+    PersonNotFound,
+    RecordConflict,
+    RecordExists,
+    TransientFailure,
+)
 from shared.ports import FacePort
 from shared.settings import Settings
 
@@ -152,20 +159,56 @@ PRIMARY, REENROLL_TARGET = "primary", "reenrollTarget"
 class PersonFactory:
     """The one way a Face person is created, for enrollment and re-enrollment alike.
 
-    Intent first: a random attempt id is recorded on the user (ETag update) before ``create_person``,
-    which gets it as ``userData``; the returned personId is recorded in a second ETag update. If the
-    second update loses (the user changed or was erased meanwhile), the new person is deleted and the
-    loop starts over, so no person outlives its record. An unfinished attempt found on the record is
-    moved to ``abandoned_attempts``; purge deletes its person (if one was created) by that attempt id.
+    Intent first, twice: a ``PersonAttempt`` row (table ``personattempts``, keyed by user) is written
+    before anything else, and the attempt id is recorded on the user (ETag update) before
+    ``create_person``, which gets it as ``userData``. The attempt row is completed with the personId
+    and deleted only after a confirmed delete of the person (by this factory, the erasure or purge),
+    so every person ever created is found from its user, in whatever group it is.
+
+    Revocation wins: the ledger is read after the intent is recorded and again after the person is
+    created; when the latest entry is a revocation, the new person is deleted and None returned. The
+    erasure writes its tombstone before it reads, so either it sees this attempt or this sees the
+    tombstone. If the record update loses (the user changed or was erased meanwhile), the new person
+    is deleted and the loop starts over, so no person outlives its record.
     """
 
-    def __init__(self, repos: Repositories, face: FacePort) -> None:
+    def __init__(self, repos: Repositories, face: FacePort, *, clock: Callable[[], datetime] | None = None) -> None:
         self._users = repos.users
+        self._attempts = repos.attempts
+        self._ledger = repos.ledger
         self._face = face
+        self._clock = clock
+
+    def _revoked(self, user_key: str) -> bool:
+        latest = dom.latest_entry(self._ledger.partition(user_key))
+        return latest is not None and latest.kind == "revocation"
+
+    def _drop(self, attempt: PersonAttempt, person_id: str | None) -> None:
+        if person_id is not None:
+            try:
+                self._face.delete_person(attempt.group_id, person_id)
+            except (PersonNotFound, LargePersonGroupNotFound):
+                pass
+        self._attempts.delete(attempt.user_key, attempt.attempt_id)
+
+    def forget(self, user_key: str, group_id: str, person_id: str) -> None:
+        """Deletes a person (gone already is fine) and then the attempt rows that tracked it."""
+        try:
+            self._face.delete_person(group_id, person_id)
+        except (PersonNotFound, LargePersonGroupNotFound):
+            pass
+        self.untrack(user_key, group_id, person_id)
+
+    def untrack(self, user_key: str, group_id: str, person_id: str) -> None:
+        """Drops the attempt rows of a person whose absence from Face is confirmed."""
+        for attempt in self._attempts.partition(user_key):
+            if attempt.group_id == group_id and attempt.person_id == person_id:
+                self._attempts.delete(user_key, attempt.attempt_id)
 
     def ensure(self, user_key: str, group_id: str, *, slot: str,
                reuse: Callable[[User], tuple[str | None, bool]]) -> tuple[str, bool] | None:
-        """The person of ``user_key`` in ``group_id`` and whether it was created now; None if the user is gone.
+        """The person of ``user_key`` in ``group_id`` and whether it was created now; None if the user is
+        gone or revoked.
 
         ``reuse`` returns a person the record already holds for this group (and whether it changed the
         record in place, which is then saved conditionally), or None to create one in ``slot``.
@@ -185,20 +228,33 @@ class PersonFactory:
             pending = user.person_attempt if slot == PRIMARY else user.new_person_attempt
             if pending:
                 user.abandoned_attempts = [*user.abandoned_attempts, pending]
-            attempt = uuid.uuid4().hex
+            attempt_id = uuid.uuid4().hex
+            attempt = self._attempts.insert(PersonAttempt(
+                user_key=user_key, attempt_id=attempt_id, group_id=group_id, slot=slot,
+                created_at=iso(self._clock()) if self._clock else None))
             if slot == PRIMARY:
                 if user.person_id and user.group_id and user.group_id != group_id:
                     # A person left in a superseded group stays named, so an erasure still finds it.
                     user.previous_group_id, user.previous_person_id = user.group_id, user.person_id
                     user.person_id = None
-                user.person_attempt, user.group_id = attempt, group_id
+                user.person_attempt, user.group_id = attempt_id, group_id
             else:
-                user.new_group_id, user.new_person_attempt, user.new_person_id = group_id, attempt, None
+                user.new_group_id, user.new_person_attempt, user.new_person_id = group_id, attempt_id, None
             try:
                 self._users.update(user)
             except RecordConflict:
+                self._drop(attempt, None)  # nothing was created
                 continue
-            person_id = self._face.create_person(group_id, name=dom.person_label(attempt), user_data=attempt)
+            if self._revoked(user_key):
+                self._drop(attempt, None)
+                return None
+            person_id = self._face.create_person(group_id, name=dom.person_label(attempt_id), user_data=attempt_id)
+            attempt.person_id = person_id
+            self._attempts.upsert(attempt)
+            if self._revoked(user_key):
+                # An erasure began after this attempt's first check: it may have run already.
+                self._drop(attempt, person_id)
+                return None
             if slot == PRIMARY:
                 user.person_id, user.person_attempt = person_id, None
             else:
@@ -207,10 +263,7 @@ class PersonFactory:
                 self._users.update(user)
             except RecordConflict:
                 # Changed or erased meanwhile (a concurrent upload won, or a revocation): drop ours.
-                try:
-                    self._face.delete_person(group_id, person_id)
-                except PersonNotFound:
-                    pass
+                self._drop(attempt, person_id)
                 continue
             return person_id, True
         raise TransientFailure("could not record the person")

@@ -70,8 +70,10 @@ class PurgeService:
         started = time.perf_counter()
         report = PurgeReport(dry_run=dry_run, trigger=trigger, started_at=iso(now))
         steps: list[tuple[str, Callable[[PurgeReport, bool, datetime], None]]] = [
+            ("repairedErasures", self._repair_erasures),
             ("expiredConsents", self._expired_consents), ("staleUploads", self._stale_uploads),
-            ("orphans", self._orphans), ("supersededGroups", self._superseded_groups)]
+            ("orphans", self._orphans), ("supersededGroups", self._superseded_groups),
+            ("expiredAuditRows", self._expired_audit_rows)]
         for name, step in steps:
             began = time.perf_counter()
             try:
@@ -97,6 +99,30 @@ class PurgeService:
         log.warning("purge step %s: %s", step, exc.__class__.__name__)
         if len(report.errors) < MAX_ERRORS_REPORTED:
             report.errors.append({"step": step, "error": exc.__class__.__name__})
+
+    # --- 0. erasures requested and not verified complete ------------------------------------------
+    def _repair_erasures(self, report: PurgeReport, dry_run: bool, now: datetime) -> None:
+        """Every ``erasurespending`` row is an erasure that began (its intent was written before the
+        tombstone) and was not verified complete: a dead-lettered revocation, a crash past the last
+        redelivery. It is run again with its own request id, so the receipt is the one it would have had."""
+        rows = self._repos.pending_erasures.partition()
+        report.rows_read["repairedErasures"] += len(rows)
+        for row in rows:
+            report.repaired_erasures += 1
+            if dry_run:
+                continue
+            try:
+                self._revocation.erase(Revoke(row.user_key, row.request_id, reason=row.reason or "revoked",
+                                              requested_by=row.requested_by or "system"))
+                self._audit.write("revocation.repairedByPurge", actor="purge", subject=row.user_key,
+                                  requestId=row.request_id)
+            except Exception as exc:
+                self._error(report, "repairedErasures", exc)
+
+    # --- 5. audit rows past their retention -------------------------------------------------------
+    def _expired_audit_rows(self, report: PurgeReport, dry_run: bool, now: datetime) -> None:
+        before = now - timedelta(days=self._settings.audit_retention_days)
+        report.expired_audit_rows += self._audit.expire(before=before, dry_run=dry_run)
 
     # --- 1. consents not renewed within the retention --------------------------------------------
     def _expired_consents(self, report: PurgeReport, dry_run: bool, now: datetime) -> None:
@@ -162,7 +188,8 @@ class PurgeService:
         if active and active.created and active.group_id:
             groups.append(active.group_id)
         reenroll = self._repos.reenroll_lock.get()
-        if reenroll and reenroll.new_group_id and reenroll.new_group_id not in groups:
+        # Only a run in progress: a finished run's group is the active one, or superseded (failed runs too).
+        if reenroll and reenroll.active and reenroll.new_group_id and reenroll.new_group_id not in groups:
             groups.append(reenroll.new_group_id)
         return groups
 
@@ -192,6 +219,14 @@ class PurgeService:
         users = list(self._repos.users.range(only=USER_FIELDS))
         scan["userRowsRead"] += len(users)
         known, in_flight = plan.known_persons(users)
+        # A person no record names is an orphan (attempts in flight are named on the user record), and
+        # the attempt rows that track it go once it is deleted: by personId, or by the attempt id it
+        # carries as userData when a crash kept the personId from being recorded.
+        tracked: dict[str, list[tuple[str, str]]] = {}
+        for attempt in self._repos.attempts.range():
+            for key in (attempt.attempt_id, attempt.person_id):
+                if key:
+                    tracked.setdefault(key, []).append((attempt.user_key, attempt.attempt_id))
         # Persons no record knows (including abandoned creation attempts).
         for group_id, persons in listed.items():
             for person_id, user_data in persons.items():
@@ -200,9 +235,12 @@ class PurgeService:
                 report.orphan_persons += 1
                 if not dry_run:
                     try:
-                        self._face.delete_person(group_id, person_id)
-                    except PersonNotFound:
-                        pass
+                        try:
+                            self._face.delete_person(group_id, person_id)
+                        except PersonNotFound:
+                            pass
+                        for user_key, attempt_id in {*tracked.get(person_id, []), *tracked.get(user_data or "", [])}:
+                            self._repos.attempts.delete(user_key, attempt_id)
                     except Exception as exc:
                         self._error(report, "orphans", exc)
         # Records whose person is gone: checked one by one only when the listing did not show it.
@@ -236,16 +274,22 @@ class PurgeService:
                     self._error(report, "orphans", exc)
 
     def _mark_failed(self, user_key: str, person_id: str) -> None:
+        group_id = [""]
+
         def change(user: User) -> None:
             if user.person_id != person_id:
                 raise _Unchanged
             user.person_id, user.face_added_at, user.last_error = None, None, plan.MISSING_PERSON_MESSAGE
+            group_id[0] = user.group_id or ""
 
         try:
             if self._repos.users.mutate(change, user_key) is None:
                 return
         except _Unchanged:
             return
+        for attempt in self._repos.attempts.partition(user_key):
+            if attempt.person_id == person_id and attempt.group_id == group_id[0]:
+                self._repos.attempts.delete(user_key, attempt.attempt_id)  # confirmed gone from Face
         self._audit.write("person.missing", actor="purge", subject=user_key)
 
     # --- 4. groups superseded by a re-enrollment ----------------------------------------------
@@ -269,6 +313,10 @@ class PurgeService:
                     self._face.delete_group(group_id)
                 except LargePersonGroupNotFound:
                     pass
+                # The group's persons are gone with it: their attempt rows may go now (confirmed delete).
+                for attempt in self._repos.attempts.range(only=["group_id"]):
+                    if attempt.group_id == group_id:
+                        self._repos.attempts.delete(attempt.user_key, attempt.attempt_id)
                 self._repos.superseded.delete(rk=group_id)
                 self._audit.write("group.deleted", actor="purge", groupId=group_id, reason="superseded")
             except Exception as exc:

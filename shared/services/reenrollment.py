@@ -49,8 +49,10 @@ from shared.errors import (
     LargePersonGroupNotFound,
     NotFound,
     PersonNotFound,
+    PhotoNotFound,
     RecordConflict,
     RecordExists,
+    TransientFailure,
 )
 from shared.ports import FacePort, MessagePublisherPort, PhotoStorePort
 from shared.results import ReenrollProgress
@@ -262,19 +264,33 @@ class ReenrollmentService:
         group_id = run.new_group_id
 
         def reuse(u: User) -> tuple[str | None, bool]:
-            return (u.new_person_id if u.new_group_id == group_id and u.new_person_id else None), False
+            if u.new_group_id == group_id and u.new_person_id:
+                return u.new_person_id, False
+            if u.new_person_id and u.new_group_id and u.new_group_id == run.old_group_id:
+                # An earlier run re-enrolled this user into the group this run replaces (it switched):
+                # that person is the user's current one. It becomes the primary before this run's
+                # target takes the new_* fields, so the record keeps naming it.
+                u.previous_group_id, u.previous_person_id = u.group_id, u.person_id
+                u.group_id, u.person_id = u.new_group_id, u.new_person_id
+                u.new_group_id, u.new_person_id = None, None
+                return None, True
+            return None, False
 
         made = self._persons.ensure(user_key, group_id, slot=REENROLL_TARGET, reuse=reuse)
         if made is None:
             return self._finish_item(run_id, user_key, rr.SKIPPED, reason="revoked during the run")
         person_id = made[0]
-        added, failed = self._add_kept_faces(run_id, user_key, user, group_id, person_id, token)
+        try:
+            added, failed = self._add_kept_faces(run_id, user_key, user, group_id, person_id, token)
+        except (PhotoNotFound, PersonNotFound) as exc:
+            # Erased meanwhile (kept photo or person gone): revocation wins below; otherwise try again.
+            if self._consent.current(user_key) is None or self._repos.users.get(user_key) is None:
+                self._persons.forget(user_key, group_id, person_id)
+                return self._finish_item(run_id, user_key, rr.SKIPPED, reason="revoked during the run")
+            raise TransientFailure("a kept photo or the person vanished during the work item") from exc
         # Revocation wins, also against a race with this very item: look again before reporting done.
         if self._consent.current(user_key) is None or self._repos.users.get(user_key) is None:
-            try:
-                self._face.delete_person(group_id, person_id)
-            except PersonNotFound:
-                pass
+            self._persons.forget(user_key, group_id, person_id)
             return self._finish_item(run_id, user_key, rr.SKIPPED, reason="revoked during the run")
         if added == 0:
             return self._finish_item(run_id, user_key, rr.ITEM_FAILED,
@@ -339,10 +355,12 @@ class ReenrollmentService:
         self._repos.items.mutate(change, run_id, user_key)
 
     # --- progress, training, verification, switch ----------------------------------------------
-    def _counts(self, run_id: str) -> dict[str, int]:
+    def _counts(self, run_id: str, total: int = 0) -> dict[str, int]:
         counts = {rr.QUEUED: 0, rr.DONE: 0, rr.ITEM_FAILED: 0, rr.SKIPPED: 0}
         for item in self._repos.items.range(pk=run_id, only=["status"]):
             counts[item.status] = counts.get(item.status, 0) + 1
+        # An erasure deletes the user's work item (it names the user): such a user was skipped.
+        counts[rr.SKIPPED] += max(0, total - sum(counts.values()))
         return counts
 
     def _check(self, run_id: str, *, seq: int) -> None:
@@ -353,7 +371,7 @@ class ReenrollmentService:
         if status == rr.FANNING_OUT:
             self._check_later(run_id, seq + 1, 5.0)
             return
-        counts = self._counts(run_id)
+        counts = self._counts(run_id, run.total)
 
         def counted(r: ReenrollRun) -> None:
             r.done, r.failed, r.skipped = counts[rr.DONE], counts[rr.ITEM_FAILED], counts[rr.SKIPPED]
@@ -397,8 +415,19 @@ class ReenrollmentService:
         def note(r: ReenrollRun) -> None:
             r.message = message
 
-        self._save_run(run_id, note, status=rr.FAILED)
+        run = self._save_run(run_id, note, status=rr.FAILED)
+        # The failed run's group (and every person in it) goes the way of a superseded group: purge_timer
+        # deletes it after GROUP_GRACE_DAYS. Its persons stay tracked (personattempts) until then, so an
+        # erasure meanwhile still deletes them.
+        self._repos.superseded.upsert(SupersededGroup(group_id=run.new_group_id, superseded_at=iso(self._clock()),
+                                                      recognition_model=run.target_model, superseded_by=run_id))
         self._release(run_id)
+        self._drop_items(run_id)
+
+    def _drop_items(self, run_id: str) -> None:
+        """Work items name users: they go when their run ends (the run keeps the counts)."""
+        for item in self._repos.items.range(pk=run_id, only=[]):
+            self._repos.items.delete(run_id, item.user_key)
 
     def _verify(self, run: ReenrollRun) -> tuple[bool, str]:
         """Identifies a sample of kept photos against the new group: each must find its own person."""
@@ -453,6 +482,7 @@ class ReenrollmentService:
 
         self._save_run(run.run_id, switched, status=rr.SWITCHED)
         self._release(run.run_id)
+        self._drop_items(run.run_id)
         self._audit.write("reenroll.switched", actor="system", runId=run.run_id, targetModel=run.target_model)
         log.info("re-enrollment %s switched the active group", run.run_id)
 
@@ -468,7 +498,7 @@ class ReenrollmentService:
     # --- operators ------------------------------------------------------------------------------
     def progress(self, run_id: str) -> ReenrollProgress:
         run = self._run(run_id)
-        counts = self._counts(run_id) if run.status in rr.ACTIVE_STATES else None
+        counts = self._counts(run_id, run.total) if run.status in rr.ACTIVE_STATES else None
         done = counts[rr.DONE] if counts else run.done
         failed = counts[rr.ITEM_FAILED] if counts else run.failed
         skipped = counts[rr.SKIPPED] if counts else run.skipped
@@ -500,12 +530,20 @@ class ReenrollmentService:
             self._face.delete_group(run.new_group_id)
         except LargePersonGroupNotFound:
             pass
-        for item in self._repos.items.range(pk=run_id):
-            def forget(u: User, group: str = run.new_group_id) -> None:
-                if u.new_group_id == group:
-                    u.new_group_id, u.new_person_id = None, None
+        # The users it was being built for are found from the attempt rows of its persons (work items
+        # are gone once the run ends); the group's delete confirms every person's, so the rows go too.
+        group = run.new_group_id
+        for attempt in list(self._repos.attempts.range(only=["group_id"])):
+            if attempt.group_id != group:
+                continue
 
-            self._repos.users.mutate(forget, item.user_key, attempts=10)
+            def forget(u: User) -> None:
+                if u.new_group_id == group:
+                    u.new_group_id, u.new_person_id, u.new_person_attempt = None, None, None
+
+            self._repos.users.mutate(forget, attempt.user_key, attempts=10)
+            self._repos.attempts.delete(attempt.user_key, attempt.attempt_id)
+        self._repos.superseded.delete(rk=group)  # nothing left for purge_timer to delete
 
     def resume(self, command: ResumeReenrollment) -> ReenrollProgress:
         """Re-emits the run's next control message (a stopped host, a lost message)."""

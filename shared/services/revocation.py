@@ -1,9 +1,12 @@
-"""Revocation: erasure that is complete, provable (a receipt) and final (revocation wins).
+"""Revocation: erasure that is complete, verified, provable (a receipt) and final (revocation wins).
 
-The ledger's revocation entry is written first and is the tombstone: with it, no consent is
-current, so every later or in-flight enroll or re-enroll work item for the user is a no-op. Then
-every store is erased; each step is idempotent, so a crash anywhere ends, after redelivery, in the
-same complete erasure and the same receipt.
+An ``erasurespending`` row (the intent) and then the ledger's revocation entry, the tombstone, are
+written before anything is read: with the tombstone no consent is current, and every enroll or
+re-enroll step that keeps data looks for it afterwards and undoes its own work. Then the footprint
+(shared/services/footprint.py) is read and erased; each step is idempotent. The footprint is read again:
+only when it is empty is the receipt written (``verified: true``) and the pending row deleted; otherwise
+the erasure raises and is redelivered, and after a dead-letter purge_timer re-runs it with the same
+request id, so there is always one receipt.
 """
 
 from __future__ import annotations
@@ -12,17 +15,26 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from shared.adapters.repositories import Repositories
+from shared.adapters.repositories import TABLE_COUNTERS, Repositories
 from shared.commands import HrTermination, ReadReceipt, RequestRevocation, Revoke
 from shared.domain.enrollment import iso, latest_grant, ledger_entry_id, parse_iso
 from shared.domain.erasure import day_key, hr_request_id, minute_key, receipt_id_for, revocation_request_id
-from shared.domain.records import LedgerEntry, Receipt, User
+from shared.domain.records import LedgerEntry, PendingErasure, Receipt
 from shared.envelopes import revoke_message
-from shared.errors import Forbidden, LargePersonGroupNotFound, NotFound, PersonNotFound, RecordExists
+from shared.errors import (
+    Forbidden,
+    LargePersonGroupNotFound,
+    NotFound,
+    PersonNotFound,
+    RecordConflict,
+    RecordExists,
+    TransientFailure,
+)
 from shared.ports import FacePort, MessagePublisherPort, PhotoStorePort
 from shared.results import ErasedItems, ReceiptView, RevocationRequested
 from shared.services.audit import AuditLog
 from shared.services.consent import ConsentService
+from shared.services.footprint import Footprint, FootprintService, footprint_stores, hr_rows
 from shared.settings import Settings
 
 log = logging.getLogger("shared.revocation")
@@ -32,7 +44,9 @@ RETAINED = ("consent ledger entries (proof of consent and of its withdrawal)", "
 
 class RevocationService:
     def __init__(self, *, repos: Repositories, photos: PhotoStorePort, face: FacePort, consent: ConsentService,
-                 audit: AuditLog, publisher: MessagePublisherPort, settings: Settings, clock: Callable[[], datetime]) -> None:
+                 audit: AuditLog, publisher: MessagePublisherPort, settings: Settings, clock: Callable[[], datetime],
+                 footprint: FootprintService) -> None:
+        self._footprint = footprint
         self._repos = repos
         self._photos = photos
         self._face = face
@@ -64,122 +78,173 @@ class RevocationService:
     def hr_event(self, command: HrTermination | None) -> str:
         if command is None:
             return "ignored"  # not a termination
-        found = self._repos.hr_index.get(command.employee_id)
-        if found is None:
+        accounts = sorted({row.user_key for row in hr_rows(self._repos, command.employee_id) if row.user_key})
+        if not accounts:
             self._audit.write("hr.termination.unknown", actor="hr", eventId=command.event_id[:256])
+            self._count("hrTerminationsUnknown")
+            log.warning("HR termination for an unknown employee id (counted in hrTerminationsUnknown)")
             return "unknown"
-        user_key = found.user_key
-        revoke = Revoke(user_key, hr_request_id(command.source, command.event_id), reason="employment ended",
-                        requested_by="hr")
-        if command.effective > self._clock():
-            # Erasure on the effective date: a scheduled message on the revocations queue.
-            self._publisher.send(self._settings.revocations_queue, [revoke_message(revoke, not_before=command.effective)])
-            self._audit.write("hr.termination.scheduled", actor="hr", subject=user_key, requestId=revoke.request_id,
-                              effectiveDate=iso(command.effective))
-            return "scheduled"
-        self.erase(revoke)
-        return "erased"
+        outcome = "erased"
+        for user_key in accounts:  # every account with that employee id
+            revoke = Revoke(user_key, hr_request_id(command.source, command.event_id, user_key),
+                            reason="employment ended", requested_by="hr")
+            if command.effective > self._clock():
+                # Erasure on the effective date: a scheduled message on the revocations queue.
+                self._publisher.send(self._settings.revocations_queue,
+                                     [revoke_message(revoke, not_before=command.effective)])
+                self._audit.write("hr.termination.scheduled", actor="hr", subject=user_key,
+                                  requestId=revoke.request_id, effectiveDate=iso(command.effective))
+                outcome = "scheduled"
+            else:
+                self.erase(revoke)
+        return outcome
+
+    def _count(self, name: str) -> None:
+        """A counter row (``counters`` table): operators read it without scanning the audit log."""
+        table = TABLE_COUNTERS
+        for _ in range(5):
+            found = self._repos.store.get(table, "counters", name)
+            try:
+                if found is None:
+                    self._repos.store.insert(table, {"PartitionKey": "counters", "RowKey": name, "count": 1})
+                else:
+                    entity, etag = found
+                    self._repos.store.update(table, {**entity, "count": int(entity.get("count") or 0) + 1}, etag=etag)
+                return
+            except (RecordExists, RecordConflict):
+                continue
 
     # --- the erasure ----------------------------------------------------------------------------
     def erase(self, command: Revoke) -> ReceiptView:
-        user_key, request_id, reason, requested_by = (command.user_key, command.request_id, command.reason,
-                                                      command.requested_by)
+        """Erases everything the footprint finds, verifies it by recomputing the footprint, then writes the
+        receipt. Any failure raises (the message is redelivered; after a dead-letter, purge_timer re-runs
+        it from the ``erasurespending`` row with the same request id, so the receipt is the same)."""
+        user_key, request_id, reason, requested_by = (command.user_key, command.request_id, command.reason[:200],
+                                                      command.requested_by[:200])
         now = self._clock()
         receipt_id = receipt_id_for(request_id)
-        existing = self._repos.receipts.get(receipt_id)
+        # 1. Intent, then the tombstone, then the reads: whatever an enroll in flight creates after the
+        # tombstone, it sees the tombstone and undoes (PersonFactory, EnrollmentService); what it created
+        # before, the reads below find.
+        pending = self._repos.pending_erasures.get(rk=user_key)
+        if pending is None:
+            try:
+                pending = self._repos.pending_erasures.insert(PendingErasure(
+                    user_key=user_key, request_id=request_id, reason=reason, requested_by=requested_by,
+                    requested_at=iso(now)))
+            except RecordExists:
+                pending = self._repos.pending_erasures.get(rk=user_key)
         ledger = self._consent.ledger(user_key)
         tombstone = next((e for e in ledger if e.kind == "revocation" and e.request_id == request_id), None)
-        if existing is not None and tombstone is not None:
-            return self.public_receipt(existing)
-        user = self._repos.users.get(user_key)
         if tombstone is None:
-            # 1. The tombstone, in the append-only ledger (a replay finds it by requestId). It carries
-            # the erasure plan: what existed when the erasure began, so the receipt reports it even
-            # when a crash interrupts the erasure and a redelivery finishes it.
+            # The append-only ledger's revocation entry (a replay finds it by requestId).
             tombstone = LedgerEntry(user_key=user_key, entry_id=ledger_entry_id(now, request_id), kind="revocation",
-                                    accepted=False, request_id=request_id, receipt_id=receipt_id, reason=reason[:200],
-                                    requested_by=requested_by[:200], at=iso(now), plan=self._plan(user_key, user))
+                                    accepted=False, request_id=request_id, receipt_id=receipt_id, reason=reason,
+                                    requested_by=requested_by, at=iso(now))
             try:
                 self._repos.ledger.insert(tombstone)
             except RecordExists:
                 pass
-        erased: dict[str, int] = {"facePersons": 0, "keptPhotos": 0, "uploads": 0, "uploadRecords": 0,
-                                  "enrollmentRecords": 0}
-        # 2. Face persons, in every group the user is in (the active one, a re-enrollment target, the
-        # superseded one).
-        for group_id, person_id in user.persons() if user else ():
+            ledger = self._consent.ledger(user_key)
+        existing = self._repos.receipts.get(receipt_id)
+        footprint = self._footprint.of(user_key)
+        if existing is not None and footprint.is_empty():
+            self._repos.pending_erasures.delete(rk=user_key)
+            return self.public_receipt(existing)
+        # 2. The plan: what existed when the erasure began (counts only), kept on the pending row so a
+        # finishing redelivery or a repair reports it.
+        if pending is not None and not pending.plan:
+            pending.plan = footprint.counts()
             try:
-                self._face.delete_person(group_id, person_id)
-                erased["facePersons"] += 1
-            except (PersonNotFound, LargePersonGroupNotFound):
-                pass
-        # 3. Kept photos.
-        if user and user.kept_token:
-            for name in self._photos.list_kept(f"{user.kept_token}/"):
-                erased["keptPhotos"] += int(self._photos.delete_kept(name))
-        # 4. Uploads, pending or not, their records and their index.
-        for upload in self._repos.uploads.partition(user_key):
-            erased["uploads"] += int(self._photos.delete_upload(upload.blob_name))
-            self._repos.upload_index.delete(upload.upload_id)
-            created = parse_iso(upload.created_at)
-            if created is not None:
-                self._repos.uploads_due.delete(minute_key(created), upload.upload_id)
-            self._repos.uploads.delete(user_key, upload.upload_id)
-            erased["uploadRecords"] += 1
-        # 5. Enrollment records.
-        if user and user.hr_key:
-            self._repos.hr_index.delete(user.hr_key)
-        if user:
-            self._repos.users.delete(user_key)
-            erased["enrollmentRecords"] += 1
-        self._repos.overrides.delete(user_key)
-        # The retention index row of the consent in force (only the latest grant has one; a
-        # leftover is dropped by purge_timer when its day comes).
-        grant = latest_grant(ledger)
-        granted = parse_iso(grant.at) if grant else None
-        if granted is not None:
-            self._repos.consent_due.delete(day_key(granted), user_key)
-        # 6. The receipt: what kinds were erased, where, when, on which request. No biometrics, no personId.
-        # The plan's counts, when this erasure was interrupted and is being finished, cover what an
-        # earlier delivery already erased.
-        for kind, count in tombstone.plan.items():
-            if kind in erased:
-                erased[kind] = max(erased[kind], int(count))
+                pending = self._repos.pending_erasures.update(pending)
+            except RecordConflict:
+                pending = self._repos.pending_erasures.get(rk=user_key)
+        self._erase_footprint(footprint, ledger)
+        # 3. Verification: the footprint again, from the stores themselves.
+        after = self._footprint.of(user_key)
+        if not after.is_empty():
+            self._audit.write("revocation.unverified", actor="system", subject=user_key, requestId=request_id,
+                              left=after.left())
+            raise TransientFailure(f"erasure not verified: {', '.join(after.left())} remain; retrying")
+        plan = dict(tombstone.plan) | (pending.plan if pending else {})
+        erased = {k: max(int(v), int(plan.get(k, 0))) for k, v in footprint.counts().items()}
+        if existing is not None:
+            # Completed once, then found not empty (a race after the receipt, a repair): same receipt.
+            self._repos.pending_erasures.delete(rk=user_key)
+            self._audit.write("revocation.repaired", actor="system", subject=user_key, requestId=request_id,
+                              receiptId=receipt_id)
+            return self.public_receipt(existing)
         tables = self._settings.table_prefix
         receipt = Receipt(
-            receipt_id=receipt_id, request_id=request_id, subject=user_key, requested_by=requested_by[:200],
-            reason=reason[:200], completed_at=iso(self._clock()),
+            receipt_id=receipt_id, request_id=request_id, subject=user_key, requested_by=requested_by,
+            reason=reason, completed_at=iso(self._clock()),
             erased=[
-                {"kind": "faceTemplate", "store": "Azure Face LargePersonGroup", "count": erased["facePersons"]},
+                {"kind": "faceTemplate", "store": "Azure Face LargePersonGroup (every group)",
+                 "count": erased["facePersons"]},
                 {"kind": "keptPhotos", "store": f"blob container {self._settings.kept_photos_container}",
                  "count": erased["keptPhotos"]},
                 {"kind": "uploads", "store": f"blob container {self._settings.uploads_container}", "count": erased["uploads"]},
                 {"kind": "uploadRecords", "store": f"table {tables}{self._repos.uploads.table}",
                  "count": erased["uploadRecords"]},
                 {"kind": "enrollmentRecord", "store": f"table {tables}{self._repos.users.table}",
-                 "count": erased["enrollmentRecords"]},
+                 "count": erased["users"]},
             ],
-            retained=list(RETAINED))
+            retained=list(RETAINED), verified=True, checked=[*footprint_stores(tables)])
         try:
             self._repos.receipts.insert(receipt)
         except RecordExists:
             got = self._repos.receipts.get(receipt_id)
             if got:
-                return self.public_receipt(got)
-        self._audit.write("revocation.completed", actor=requested_by[:200], subject=user_key, requestId=request_id,
-                          receiptId=receipt_id)
-        log.info("revocation %s completed, receipt %s", request_id, receipt_id)
+                receipt = got
+        self._repos.pending_erasures.delete(rk=user_key)
+        self._audit.write("revocation.completed", actor=requested_by, subject=user_key, requestId=request_id,
+                          receiptId=receipt_id, verified=True)
+        log.info("revocation %s completed and verified, receipt %s", request_id, receipt_id)
         return self.public_receipt(receipt)
 
-    def _plan(self, user_key: str, user: User | None) -> dict[str, int]:
-        """Counts what the erasure will remove (counts only: no identifiers, no biometrics)."""
-        kept = len(self._photos.list_kept(f"{user.kept_token}/")) if user and user.kept_token else 0
-        uploads = self._repos.uploads.partition(user_key)
-        names = {u.blob_name for u in uploads if u.status in ("awaitingUpload", "processing")}
-        sessions = {n.split("/", 1)[0] for n in names}
-        present = sum(1 for session in sessions for n in self._photos.list_uploads(f"{session}/") if n in names)
-        return {"facePersons": len(user.persons()) if user else 0, "keptPhotos": kept, "uploads": present,
-                "uploadRecords": len(uploads), "enrollmentRecords": 1 if user else 0}
+    def _erase_footprint(self, fp: Footprint, ledger: list[LedgerEntry]) -> None:
+        """Deletes what ``fp`` found. Each step is idempotent; records go after what they point to."""
+        user_key, user = fp.user_key, fp.user
+        # Face persons, in every group (active, re-enrollment, failed run, superseded); an attempt row
+        # goes only after its person's delete is confirmed.
+        for person in fp.persons:
+            try:
+                self._face.delete_person(person.group_id, person.person_id)
+            except (PersonNotFound, LargePersonGroupNotFound):
+                pass
+        for attempt in fp.attempts:
+            if attempt.person_id is None and self._footprint.person_of(attempt) is not None:
+                continue  # created after the footprint was read: the verification sends us round again
+            self._repos.attempts.delete(user_key, attempt.attempt_id)
+        for name in fp.kept_photos:
+            self._photos.delete_kept(name)
+        for upload in fp.uploads:
+            self._photos.delete_upload(upload.blob_name)
+            self._repos.upload_index.delete(upload.upload_id)
+            created = parse_iso(upload.created_at)
+            if created is not None:
+                self._repos.uploads_due.delete(minute_key(created), upload.upload_id)
+            self._repos.uploads.delete(user_key, upload.upload_id)
+        for run_id in fp.reenroll_items:
+            self._repos.items.delete(run_id, user_key)
+        for employee_id in fp.hr_index:
+            for row in hr_rows(self._repos, employee_id):
+                if row.user_key == user_key:
+                    self._repos.hr_index.delete(employee_id, row.row_key)
+        self._repos.overrides.delete(user_key)
+        for subject, window in fp.quota_windows:
+            self._repos.quotas.delete(subject, window)
+        for entry in ledger:
+            at = parse_iso(entry.at)
+            if entry.kind == "consent" and at is not None:
+                self._repos.consent_due.delete(day_key(at), user_key)
+        if user is not None:
+            try:
+                # Conditional: a record changed since the footprint read (an enroll recorded a person)
+                # is not deleted blind; the verification finds what changed and the erasure runs again.
+                self._repos.users.delete_record(user)
+            except RecordConflict as exc:
+                raise TransientFailure("the enrollment record changed during the erasure; retrying") from exc
 
     def receipt(self, command: ReadReceipt) -> ReceiptView:
         if not command.actor.is_admin:
@@ -195,4 +260,4 @@ class RevocationService:
             receipt_id=receipt.receipt_id, request_id=receipt.request_id, subject=receipt.subject,
             requested_by=receipt.requested_by, reason=receipt.reason, completed_at=receipt.completed_at,
             erased=tuple(ErasedItems(str(e["kind"]), str(e["store"]), int(str(e["count"]))) for e in receipt.erased),
-            retained=tuple(receipt.retained))
+            retained=tuple(receipt.retained), verified=receipt.verified, checked=tuple(receipt.checked))

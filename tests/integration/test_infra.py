@@ -589,6 +589,16 @@ def test_photo_blob_access_and_face_and_servicebus_logs_go_to_log_analytics() ->
     assert main.count("logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsId") == 3
 
 
+def test_dead_lettered_erasures_and_hr_events_raise_an_alert() -> None:
+    alert = re.sub(r"\s+", " ", _resource(INFRA / "app" / "servicebus.bicep", "deadLetterAlert"))
+    assert "resource deadLetterAlert 'Microsoft.Insights/metricAlerts@" in (INFRA / "app" / "servicebus.bicep").read_text()
+    assert "namespace.id" in alert
+    assert "metricName: 'DeadletteredMessages'" in alert and "metricNamespace: 'Microsoft.ServiceBus/namespaces'" in alert
+    assert re.search(r"name: 'EntityName' operator: 'Include' values: \[ revocationsQueueName hrEventsTopicName \]", alert)
+    assert "operator: 'GreaterThan' threshold: 0" in alert and "enabled: true" in alert
+    assert "docs/operations.md" in alert
+
+
 def test_deadletter_container_has_a_lifecycle_delete_rule() -> None:
     flat = re.sub(r"\s+", " ", _resource(STORAGE_BICEP, "photoLifecycle"))
     rule = re.search(r"prefixMatch: \[ '\$\{deadLetterContainerName\}/' \].*?daysAfterModificationGreaterThan: (\w+)", flat)
