@@ -19,6 +19,7 @@ from shared.errors import (
     Invalid,
     MessageRejected,
     NotFound,
+    RequestRejected,
     TransientFailure,
 )
 from shared.http_api import Reply, handle
@@ -149,7 +150,8 @@ def test_http_bodies_become_commands_or_invalid() -> None:
     assert http_api.run_purge({}).dry_run is True and http_api.run_purge({"dryRun": False}).dry_run is False
     with pytest.raises(Invalid):
         http_api.run_purge({"dryRun": "false"})
-    with pytest.raises(Invalid):
-        http_api.json_body(b"[" * 100_000)
+    with pytest.raises(RequestRejected) as deep:  # nesting beyond MAX_JSON_DEPTH, under the size limit
+        http_api.json_body(b"[" * 50_000)
+    assert deep.value.status == 400
     with pytest.raises(Invalid):
         http_api.json_body(b"[1]")
