@@ -139,6 +139,8 @@ class EnrollmentService:
             return "none"
         session, started = user.replace_session, parse_iso(user.replace_started_at)
         uploads = self._repos.uploads.partition(user_key)
+        if self._complete_stuck(user, uploads):
+            uploads = self._repos.uploads.partition(user_key)
 
         def is_new(u: Upload) -> bool:
             created = parse_iso(u.created_at)
@@ -181,6 +183,24 @@ class EnrollmentService:
         self._end_replacement(user_key, session, "replacement.completed", facesDeleted=faces, keptPhotosDeleted=photos,
                               newPhotos=len(accepted))
         return "replaced"
+
+    def _complete_stuck(self, user: User, uploads: list[Upload]) -> bool:
+        """An upload whose face went in and whose blob is gone, but whose record still says processing: the
+        delivery died between deleting the blob and recording the outcome, and no event will come again (the
+        blob is gone). Its face is in Face, so it is recorded as accepted. Returns whether any was."""
+        now, done = self._clock(), False
+        for upload in uploads:
+            claimed = parse_iso(upload.claimed_at)
+            if (upload.status != dom.PROCESSING or not upload.persisted_face_id or claimed is None
+                    or now - claimed < PROCESSING_LEASE or upload.blob_name in self._photos.list_uploads(upload.blob_name)):
+                continue
+            kept = bool(user.kept_token) and kept_name_for(str(user.kept_token), upload.upload_id) in self._photos.list_kept(
+                f"{user.kept_token}/")
+            self._finish(upload, dom.ACCEPTED, kept=kept)
+            done = True
+        if done:
+            self._training.request()  # the delivery may have died before asking for it
+        return done
 
     def _delete_old_faces(self, user: User, keep: set[str]) -> int:
         """Every face of the user's persons (any group) not from the new photos: its userData is the upload id,
@@ -401,6 +421,8 @@ class EnrollmentService:
             pass  # completed by the next read or purge_timer's sweep
         user = self._repos.users.get(user_key)
         photos = sorted(self._repos.uploads.partition(user_key), key=lambda p: str(p.created_at))
+        if user is not None and self._complete_stuck(user, photos):
+            photos = sorted(self._repos.uploads.partition(user_key), key=lambda p: str(p.created_at))
         consent = self._consent.current(user_key)
         trained_through = None
         active = self._groups.active(create=False)
