@@ -109,7 +109,7 @@ param hrKeyClaim string = 'employeeid'
 param adminRole string = 'FaceEnrollment.Admin'
 
 @description('MFA_AMR_VALUES: Comma-separated `amr` values that count as a multi-factor sign-in.')
-param mfaAmrValues string = 'mfa,ngcmfa,fido,wiaormfa,hwk,swk,sc'
+param mfaAmrValues string = 'mfa,ngcmfa,fido'
 
 @description('TERMINATION_EVENT_TYPES: Comma-separated CloudEvent types meaning terminated.')
 param terminationEventTypes string = 'hr.employee.terminated'

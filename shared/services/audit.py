@@ -22,10 +22,16 @@ from shared.domain.records import AuditEntry
 
 log = logging.getLogger("shared.audit")
 
+HASH_PREFIX = "h:"
+
+
+def keyed_name(user_key: str, key: str) -> str:
+    """How audit rows name ``user_key``: ``h:`` and the first 32 hex digits of HMAC-SHA256(key, userKey)."""
+    return HASH_PREFIX + hmac.new(key.encode(), user_key.encode(), hashlib.sha256).hexdigest()[:32]
+
 
 #: Actors that are the app itself, not people: written as they are.
 SYSTEM_ACTORS = frozenset({"system", "hr", "purge", "admin"})
-HASH_PREFIX = "h:"
 
 
 class AuditLog:
@@ -33,11 +39,10 @@ class AuditLog:
                  hash_key: str = "local-development-audit-key") -> None:
         self._entries = repos.audit
         self._clock = clock
-        self._key = hash_key.encode()
+        self._key = hash_key
 
     def subject_of(self, user_key: str) -> str:
-        """How audit rows name ``user_key``: ``h:`` and the first 32 hex digits of HMAC-SHA256(key, userKey)."""
-        return HASH_PREFIX + hmac.new(self._key, user_key.encode(), hashlib.sha256).hexdigest()[:32]
+        return keyed_name(user_key, self._key)
 
     def _name(self, who: str) -> str:
         if who in SYSTEM_ACTORS or who.startswith(("purge:", HASH_PREFIX)):

@@ -252,7 +252,17 @@ class ReenrollmentService:
         group_id = run.new_group_id
 
         def reuse(u: User) -> tuple[str | None, bool]:
-            return (u.new_person_id if u.new_group_id == group_id and u.new_person_id else None), False
+            if u.new_group_id == group_id and u.new_person_id:
+                return u.new_person_id, False
+            if u.new_person_id and u.new_group_id and u.new_group_id == run.old_group_id:
+                # An earlier run re-enrolled this user into the group this run replaces (it switched):
+                # that person is the user's current one. It becomes the primary before this run's
+                # target takes the new_* fields, so the record keeps naming it.
+                u.previous_group_id, u.previous_person_id = u.group_id, u.person_id
+                u.group_id, u.person_id = u.new_group_id, u.new_person_id
+                u.new_group_id, u.new_person_id = None, None
+                return None, True
+            return None, False
 
         made = self._persons.ensure(user_key, group_id, slot=REENROLL_TARGET, reuse=reuse)
         if made is None:
@@ -333,10 +343,12 @@ class ReenrollmentService:
         self._repos.items.mutate(change, run_id, user_key)
 
     # --- progress, training, verification, switch ----------------------------------------------
-    def _counts(self, run_id: str) -> dict[str, int]:
+    def _counts(self, run_id: str, total: int = 0) -> dict[str, int]:
         counts = {rr.QUEUED: 0, rr.DONE: 0, rr.ITEM_FAILED: 0, rr.SKIPPED: 0}
         for item in self._repos.items.range(pk=run_id, only=["status"]):
             counts[item.status] = counts.get(item.status, 0) + 1
+        # An erasure deletes the user's work item (it names the user): such a user was skipped.
+        counts[rr.SKIPPED] += max(0, total - sum(counts.values()))
         return counts
 
     def _check(self, run_id: str, *, seq: int) -> None:
@@ -347,7 +359,7 @@ class ReenrollmentService:
         if status == rr.FANNING_OUT:
             self._check_later(run_id, seq + 1, 5.0)
             return
-        counts = self._counts(run_id)
+        counts = self._counts(run_id, run.total)
 
         def counted(r: ReenrollRun) -> None:
             r.done, r.failed, r.skipped = counts[rr.DONE], counts[rr.ITEM_FAILED], counts[rr.SKIPPED]
@@ -474,7 +486,7 @@ class ReenrollmentService:
     # --- operators ------------------------------------------------------------------------------
     def progress(self, run_id: str) -> ReenrollProgress:
         run = self._run(run_id)
-        counts = self._counts(run_id) if run.status in rr.ACTIVE_STATES else None
+        counts = self._counts(run_id, run.total) if run.status in rr.ACTIVE_STATES else None
         done = counts[rr.DONE] if counts else run.done
         failed = counts[rr.ITEM_FAILED] if counts else run.failed
         skipped = counts[rr.SKIPPED] if counts else run.skipped

@@ -69,3 +69,14 @@ def test_partition_and_key_ranges(record_store: RecordStorePort) -> None:
     assert [r["v"] for r in selected] == ["20260101a", "20260101b"]
     assert all("w" not in r for r in selected)
     assert list(record_store.range("nevercreated")) == []
+
+
+def test_delete_can_be_conditional_on_the_etag(record_store: RecordStorePort) -> None:
+    first = record_store.insert("things", {"PartitionKey": "p", "RowKey": "c", "n": 1})
+    second = record_store.update("things", {"PartitionKey": "p", "RowKey": "c", "n": 2}, etag=first)
+    with pytest.raises(RecordConflict):
+        record_store.delete("things", "p", "c", etag=first)  # changed since it was read: not deleted blind
+    assert record_store.get("things", "p", "c") is not None
+    record_store.delete("things", "p", "c", etag=second)
+    assert record_store.get("things", "p", "c") is None
+    record_store.delete("things", "p", "c", etag=second)  # gone already: not an error

@@ -109,3 +109,31 @@ def test_unforeseen_errors_answer_internal_error_with_an_id() -> None:
     assert reply.status == 500
     assert reply.body["error"]["code"] == "InternalError" and len(reply.body["error"]["errorId"]) == 32
     assert "user-secret" not in json.dumps(reply.body)
+
+
+# The sample from https://learn.microsoft.com/azure/event-grid/webhook-event-delivery (validation handshake).
+SUBSCRIPTION_VALIDATION_SAMPLE = [{
+    "id": "2d1781af-3a4c-4d7c-bd0c-e34b19da4e66",
+    "topic": "/subscriptions/xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx",
+    "subject": "",
+    "data": {
+        "validationCode": "512d38b6-c7b8-40c8-89fe-f46f9e9622b6",
+        "validationUrl": "https://rp-eastus2.eventgrid.azure.net:553/eventsubscriptions/myeventsub/validate?id=0000",
+    },
+    "eventType": "Microsoft.EventGrid.SubscriptionValidationEvent",
+    "eventTime": "2018-01-25T22:12:19.4556811Z",
+    "metadataVersion": "1",
+    "dataVersion": "1",
+}]
+
+
+def test_event_grid_subscription_validation_handshake(app_stack: AppStack) -> None:
+    r = requests.post(f"{app_stack.host.url}/runtime/webhooks/blobs?functionName=Host.Functions.enroll",
+                      json=SUBSCRIPTION_VALIDATION_SAMPLE, headers={"aeg-event-type": "SubscriptionValidation"},
+                      timeout=10)
+    assert r.status_code == 200, r.text
+    assert r.json() == {"validationResponse": "512d38b6-c7b8-40c8-89fe-f46f9e9622b6"}
+    # The CloudEvents abuse-protection handshake as well.
+    r = requests.options(f"{app_stack.host.url}/runtime/webhooks/blobs?functionName=Host.Functions.enroll",
+                         headers={"WebHook-Request-Origin": "eventgrid.azure.net"}, timeout=10)
+    assert r.status_code == 200 and r.headers["WebHook-Allowed-Origin"] == "eventgrid.azure.net"

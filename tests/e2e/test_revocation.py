@@ -159,3 +159,37 @@ def test_malformed_hr_event_is_dead_lettered_and_unknown_employee_completed(app_
     app_stack.host.wait_idle()
     assert not [m for m in peek_deadletter(app_stack, "--topic", "hr-events", "--subscription", "face-enrollment")
                 if m["messageId"] == unknown_id]
+
+
+def test_a_dead_lettered_erasure_is_repaired_by_purge(app_stack: AppStack, tmp_path: Path) -> None:
+    """Issue 12 end to end: Face answers 503 to every call (the emulator's fault knob) until the revocation
+    is dead-lettered; consent is withdrawn at once, the footprint is not empty; once Face is back, one
+    purge completes the erasure with a verified receipt."""
+    user, employee = f"u-{uuid.uuid4().hex[:8]}", f"E{uuid.uuid4().hex[:6]}"
+    enroll(app_stack, user, employee, ["family1-daughter/1.jpg"])
+
+    def footprint() -> dict[str, Any]:
+        got = app_stack.call("GET", f"admin/users/{user}/footprint", user="admin-1", admin=True)
+        assert got.status_code == 200, got.text
+        doc: dict[str, Any] = got.json()
+        return doc
+
+    before = footprint()
+    assert before["erasable"]["facePersons"] == 1 and before["erasable"]["keptPhotos"] == 1
+    app_stack.face.configure(faultRate=1.0, faultStatuses=[503])
+    try:
+        assert app_stack.call("DELETE", "enrollment", user=user).status_code == 202
+        app_stack.host.wait_for(lambda: any(user in json.dumps(m) for m in peek_deadletter(app_stack, "--queue", "revocations")),
+                                timeout=240, interval=2.0)
+        assert app_stack.call("GET", "enrollment", user=user).json()["status"] == "revoked"
+    finally:
+        app_stack.face.configure(faultRate=0.0)
+    assert footprint()["erasable"]["facePersons"] == 1  # not erased yet
+    report = app_stack.call("POST", "admin/purge", user="admin-1", admin=True, json={"dryRun": False})
+    assert report.status_code == 200 and report.json()["repairedErasures"] >= 1, report.text
+    after = footprint()
+    assert after["empty"] is True and after["consent"] == "revoked", after
+    status = app_stack.call("GET", "enrollment", user=user).json()
+    receipt = app_stack.call("GET", f"admin/receipts/{status['receiptId']}", user="admin-1", admin=True).json()
+    assert receipt["verified"] is True
+    assert {e["kind"]: e["count"] for e in receipt["erased"]}["faceTemplate"] == 1
