@@ -5,13 +5,14 @@ declines, the published retention policy, and re-enrolling (replacing photos) at
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import pytest
 import requests
 
-from shared.adapters.retention_policy import load_policy
 from shared.adapters.face_rest import FaceRestClient
+from shared.adapters.retention_policy import load_policy
 from tests.e2e.test_enrollment import active_group, identify, user_row
 from tests.fixtures.app_stack import AppStack
 from tests.fixtures.paths import face_bytes
@@ -90,7 +91,12 @@ def test_receipts_and_bundle_after_erasure_and_the_admin_export(app_stack: AppSt
     assert app_stack.call("DELETE", "enrollment", user=user).status_code == 202
     status = app_stack.wait_status(user, lambda s: s["status"] == "revoked" and s.get("receiptId"))
     receipt_id = status["receiptId"]
-    mine = app_stack.call("GET", f"me/receipts/{receipt_id}", user=user)
+    deadline = time.monotonic() + 60
+    while True:  # the id is known from the tombstone; the receipt exists once the erasure is verified
+        mine = app_stack.call("GET", f"me/receipts/{receipt_id}", user=user)
+        if mine.status_code != 404 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert mine.status_code == 200 and mine.json()["verified"] is True, mine.text
     assert app_stack.call("GET", f"me/receipts/{receipt_id}", user=_user()).status_code == 404
     bundle = app_stack.call("GET", "me", user=user).json()
