@@ -66,7 +66,7 @@ class AccessService:
 
     def bundle(self, user_key: str) -> dict[str, Any]:
         status = self._enrollment.status(user_key)  # completes a replacement that can be completed
-        fp = self._footprint.of(user_key, with_audit=True)
+        fp = self._footprint.of(user_key)  # its audit count is taken from the rows read below (one scan, not two)
         ledger = sorted(self._consent.ledger(user_key), key=lambda e: e.entry_id)
         uploads = sorted(fp.uploads, key=lambda u: str(u.created_at))
         by_id = {u.upload_id: u for u in uploads}
@@ -86,6 +86,7 @@ class AccessService:
         history += [{"at": u.processed_at, "event": f"photo{u.status[:1].upper()}{u.status[1:]}", "uploadId": u.upload_id}
                     for u in uploads if u.processed_at]
         audit = self._audit_events(user_key)
+        fp.audit_rows = len(audit)
         history += [{"at": a["at"], "event": a["action"]} for a in audit
                     if str(a["action"]).startswith(("replacement.", "person.", "revocation.completed"))]
         user = fp.user
