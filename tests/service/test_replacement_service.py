@@ -157,3 +157,24 @@ def test_a_crash_while_the_new_photo_goes_in_never_leaves_the_user_without_a_fac
     stack.services.enrollment.status(user)
     assert faces(stack, user) == [name.split("/")[1]]
     assert stack.services.enrollment.status(user).status == "enrolled"
+
+
+def test_a_crash_between_deleting_the_blob_and_recording_the_outcome_is_not_pending_forever() -> None:
+    """The delivery dies after the face went in and the blob was deleted, before the outcome is recorded: no
+    event comes again (the blob is gone), so the next status read completes it as accepted and trains."""
+    probe = make_stack()
+    probe_user = new_user()
+    counter = CallCounter()
+    with hooked(probe, counter):
+        probe.enroll(probe_user, 17)
+    after_delete = counter.calls.index("photos.delete_upload") + 1
+
+    stack = make_stack()
+    user = new_user()
+    with hooked(stack, CallCounter(after_delete)), pytest.raises(Crash):
+        stack.enroll(user, 17)
+    assert stack.photos.uploads == {}  # the blob is gone: Event Grid has nothing to redeliver
+    stack.clock.advance(seconds=31)  # past the dead delivery's lease
+    status = stack.services.enrollment.status(user)
+    assert [p.status for p in status.photos] == ["accepted"]
+    assert stack.services.enrollment.status(user).status == "enrolled"
