@@ -412,6 +412,12 @@ class Scenario:
         receipt_id = status.get("receiptId")
         if not receipt_id:
             raise StepFailed(f"revoked without a receiptId: {status}")
+        # "revoked" shows once the tombstone is written; the receipt follows when the erasure is verified.
+        deadline = time.monotonic() + 45
+        while self.api.call("GET", f"admin/receipts/{receipt_id}", user=ADMIN, admin=True).status_code != 200:
+            if time.monotonic() > deadline:
+                raise StepFailed(f"no receipt {receipt_id} 45 s after the revocation")
+            time.sleep(0.5)
         receipt = self.api.json("GET", f"admin/receipts/{receipt_id}", user=ADMIN, admin=True, expect=200)
         t = Table(box=None, header_style="bold", pad_edge=False)
         t.add_column("erased")
@@ -549,8 +555,11 @@ class Scenario:
         status = self.api.wait_status(BOB, lambda s: s["status"] == "revoked", what="revoked", timeout=45)
         if not status.get("receiptId"):
             raise StepFailed(f"revoked without a receiptId: {status}")
-        if self.user_row(BOB["oid"]) is not None:
-            raise StepFailed("Bob is revoked but his users table row is still there")
+        deadline = time.monotonic() + 45  # revoked shows at the tombstone; the erasure follows
+        while self.user_row(BOB["oid"]) is not None:
+            if time.monotonic() > deadline:
+                raise StepFailed("Bob is revoked but his users table row is still there")
+            time.sleep(0.5)
         return f"Bob withdrew his consent: revoked, receipt {status['receiptId']}"
 
     def run(self) -> None:

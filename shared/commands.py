@@ -100,6 +100,12 @@ class ResumeReenrollment:
     run_id: str
 
 
+@dataclass(frozen=True)
+class CancelReenrollment:
+    actor: Principal
+    run_id: str
+
+
 # --- messages and events -------------------------------------------------------------------------
 
 
