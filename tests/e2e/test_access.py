@@ -80,7 +80,7 @@ def test_decline_is_recorded_and_withdrawing_stays_delete(app_stack: AppStack) -
     assert app_stack.call("GET", "enrollment", user=user).json()["status"] == "declined"
     ledger = app_stack.call("GET", "me", user=user).json()["consentLedger"]
     assert [e["kind"] for e in ledger] == ["decline"]
-    _enroll(app_stack, user, ["family2-lady/1.jpg"])  # a change of mind
+    _enroll(app_stack, user, ["family2-man/2.jpg"])  # a change of mind
     again = app_stack.call("POST", "consent", user=user, json={"termsVersion": version, "accepted": False})
     assert again.status_code == 409 and again.json()["error"]["code"] == "ConsentInForce"
 
@@ -115,7 +115,7 @@ def test_receipts_and_bundle_after_erasure_and_the_admin_export(app_stack: AppSt
 
 def test_re_enroll_replaces_the_photos_after_the_new_faces_are_trained(app_stack: AppStack) -> None:
     user = _user()
-    _enroll(app_stack, user, ["family1-dad/1.jpg"])
+    _enroll(app_stack, user, ["family2-lady/1.jpg"])
     before = app_stack.call("GET", "me", user=user).json()
     (old_photo,) = [p["photoId"] for p in before["keptPhotos"]["photos"]]
     r = app_stack.call("POST", "enrollment/uploads", user=user, json={"count": 1, "replace": True})
@@ -123,7 +123,7 @@ def test_re_enroll_replaces_the_photos_after_the_new_faces_are_trained(app_stack
     footprint = app_stack.call("GET", f"admin/users/{user}/footprint", user="admin-y", admin=True).json()
     assert footprint["replacement"]["pending"] is True  # an admin sees the replacement pending
     slot = r.json()["uploads"][0]
-    put = requests.put(slot["url"], data=face_bytes("family1-dad/2.jpg"), headers={"x-ms-blob-type": "BlockBlob"},
+    put = requests.put(slot["url"], data=face_bytes("family2-lady/2.jpg"), headers={"x-ms-blob-type": "BlockBlob"},
                        timeout=30)
     assert put.status_code == 201
     done = app_stack.wait_status(user, lambda s: "replacement" not in s and s["status"] == "enrolled"
@@ -135,6 +135,6 @@ def test_re_enroll_replaces_the_photos_after_the_new_faces_are_trained(app_stack
     assert row is not None
     person = FaceRestClient(endpoint=app_stack.face.endpoint, key="k").get_person(active_group(app_stack), row["personId"])
     assert len(person.persisted_face_ids) == 1  # the old face is gone, the new one is in
-    assert identify(app_stack, face_bytes("family1-dad/3.jpg")) == [row["personId"]]
+    assert identify(app_stack, face_bytes("family2-lady/3.jpg")) == [row["personId"]]
     assert app_stack.call("GET", f"admin/users/{user}/footprint", user="admin-y", admin=True).json()[
         "replacement"] == {"pending": False}
