@@ -170,3 +170,16 @@ def test_the_purge_erases_at_the_published_period(stack: Stack) -> None:
     assert stack.purge()["expiredConsents"] == 1
     stack.pump()
     assert stack.status(user) == "revoked"
+
+
+def test_a_decline_after_a_withdrawal_still_stops_a_person_in_flight(stack: Stack) -> None:
+    """The person factory checks the ledger after recording its intent: a decline written after the
+    revocation is a refusal too, or an enroll in flight would create a person after the erasure."""
+    user = new_user()
+    stack.enroll(user, 17)
+    stack.revoke(user)
+    stack.pump()
+    stack.services.consent.decline(DeclineConsent(principal(user), stack.services.consent.terms().version, "test"))
+    assert stack.status(user) == "declined"
+    factory = stack.services.enrollment._persons  # the guard itself is what is tested
+    assert factory._revoked(user)
