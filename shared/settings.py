@@ -241,8 +241,8 @@ class Settings:
         for name, limit in _POLICY.limits().items():
             # What is published is what is enforced: a period longer than the policy's would keep data
             # longer than users were told. Shorter is allowed (stricter than published).
-            if not 1 <= _int(e, name) <= limit:
-                raise ValueError(f"{name} must be between 1 and {limit}, the published retention policy's maximum")
+            if not 0 <= _int(e, name) <= limit:  # 0: at once (the e2e purge stack uses it)
+                raise ValueError(f"{name} must be between 0 and {limit}, the published retention policy's maximum")
         principal_source = _str(e, "PRINCIPAL_SOURCE").strip().lower()
         if principal_source not in ("appservice", "local"):
             raise ValueError("PRINCIPAL_SOURCE must be 'appservice' or 'local'")
