@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # types only: the modules are imported on first build (cold s
     from shared.services.footprint import FootprintService
     from shared.services.groups import GroupDirectory, TrainingCoordinator
     from shared.services.purge import PurgeService
+    from shared.services.quotas import QuotaService
     from shared.services.reenrollment import ReenrollmentService
     from shared.services.revocation import RevocationService
 
@@ -52,6 +53,7 @@ class Services:
     purge: PurgeService
     reenrollment: ReenrollmentService
     access: AccessService
+    quotas: QuotaService
 
 
 def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None = None,
@@ -69,6 +71,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None =
     from shared.services.footprint import FootprintService
     from shared.services.groups import GroupDirectory, PersonFactory, TrainingCoordinator
     from shared.services.purge import PurgeService
+    from shared.services.quotas import QuotaService
     from shared.services.reenrollment import ReenrollmentService
     from shared.services.revocation import RevocationService
 
@@ -103,8 +106,9 @@ def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None =
     groups = GroupDirectory(repos, face, settings, clock=clock)
     training = TrainingCoordinator(groups, face, clock=clock, coalesce_seconds=settings.training_coalesce_seconds)
     persons = PersonFactory(repos, face, clock=clock)
+    quotas = QuotaService(repos=repos, settings=settings, clock=clock)
     enrollment = EnrollmentService(repos=repos, photos=photos, face=face, consent=consent, audit=audit, groups=groups,
-                                   training=training, persons=persons, settings=settings, clock=clock)
+                                   training=training, persons=persons, settings=settings, clock=clock, quotas=quotas)
     footprint = FootprintService(repos=repos, photos=photos, face=face, audit=audit, clock=clock,
                                  audit_retention_days=settings.audit_retention_days)
     revocation = RevocationService(repos=repos, photos=photos, face=face, consent=consent, audit=audit,
@@ -119,7 +123,8 @@ def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None =
                            audit_retention_days=settings.audit_retention_days)
     return Services(settings=settings, records=records, repos=repos, photos=photos, face=face, publisher=publisher,
                     audit=audit, groups=groups, training=training, consent=consent, enrollment=enrollment,
-                    revocation=revocation, footprint=footprint, purge=purge, reenrollment=reenrollment, access=access)
+                    revocation=revocation, footprint=footprint, purge=purge, reenrollment=reenrollment, access=access,
+                    quotas=quotas)
 
 
 _lock = threading.Lock()

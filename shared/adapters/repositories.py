@@ -184,6 +184,10 @@ UPLOADS_DUE = Layout(TABLE_UPLOADS_BY_MINUTE, rec.UploadDue, pk="minute", rk="up
 AUDIT = Layout(TABLE_AUDIT, rec.AuditEntry, pk="day", rk="entry_id")
 
 
+TABLE_QUOTAS = "quotas"
+QUOTAS = Layout(TABLE_QUOTAS, rec.QuotaWindow, pk="subject", rk="window")
+
+
 class Repositories:
     """Every repository, over one record store (built once in shared/bootstrap.py)."""
 
@@ -206,3 +210,4 @@ class Repositories:
         self.audit = Repository(store, AUDIT)
         self.attempts = Repository(store, ATTEMPTS)
         self.pending_erasures = Repository(store, PENDING_ERASURES)
+        self.quotas = Repository(store, QUOTAS)

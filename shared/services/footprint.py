@@ -36,14 +36,17 @@ from shared.errors import Forbidden, LargePersonGroupNotFound, PersonNotFound
 from shared.ports import FacePort, PhotoStorePort
 from shared.results import FootprintView, Replacement
 from shared.services.audit import AuditLog
+from shared.services.quotas import subject_of as quota_subject
 
 PERSON_PAGE = 1000
 
 #: The stores an erasure must leave empty (the keys of ``Footprint.counts``), in the receipt's order.
 ERASABLE = ("facePersons", "keptPhotos", "uploads", "users", "uploadRecords", "uploadIndex", "uploadsByMinute",
             "consentByDay", "hrIndex", "overrides", "personAttempts", "reenrollItems")
-#: Kept on purpose, counted apart.
-RETAINED = ("ledgerEntries", "receipts", "auditRows", "pendingErasures")
+#: Kept on purpose, counted apart. Quota windows are keyed by a pseudonym, expire within a day and are
+#: written by any request the user makes (a revoked user polling status too): the erasure deletes those
+#: it finds, but they are not part of what it verifies.
+RETAINED = ("ledgerEntries", "receipts", "auditRows", "pendingErasures", "quotaWindows")
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class Footprint:
     hr_index: list[str] = field(default_factory=list)
     override: bool = False
     reenroll_items: list[str] = field(default_factory=list)  # run ids
+    quota_windows: list[tuple[str, str]] = field(default_factory=list)  # (pseudonym, window)
     ledger_entries: int = 0
     receipts: int = 0
     audit_rows: int | None = None  # counted only when asked (it reads the audit table)
@@ -85,7 +89,7 @@ class Footprint:
 
     def retained(self) -> dict[str, int]:
         out = {"ledgerEntries": self.ledger_entries, "receipts": self.receipts,
-               "pendingErasures": int(self.pending_erasure)}
+               "pendingErasures": int(self.pending_erasure), "quotaWindows": len(self.quota_windows)}
         if self.audit_rows is not None:
             out["auditRows"] = self.audit_rows
         return out
@@ -159,6 +163,8 @@ class FootprintService:
             if any(row.user_key == user_key for row in hr_rows(r, employee_id)):
                 fp.hr_index.append(employee_id)
         fp.override = r.overrides.get(user_key) is not None
+        pseudonym = quota_subject(user_key)  # quota rows are keyed by a pseudonym of the user
+        fp.quota_windows = [(pseudonym, q.window) for q in r.quotas.partition(pseudonym)]
         for run in r.runs.range(only=[]):
             if r.items.get(run.run_id, user_key) is not None:
                 fp.reenroll_items.append(run.run_id)
@@ -216,7 +222,7 @@ class FootprintService:
 def footprint_stores(prefix: str) -> list[str]:
     """What the verification reads (the receipt's ``checked``): every erasable store, by name."""
     tables = ("users", "uploads", "uploadindex", "uploadsbyminute", "consentbyday", "hrindex", "overrides",
-              "personattempts", "reenrollitems")
+              "personattempts", "reenrollitems", "quotas")
     return ["Azure Face: every tracked person, every group", "blob kept photos", "blob uploads",
             *(f"table {prefix}{t}" for t in tables)]
 

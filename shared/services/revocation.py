@@ -232,6 +232,8 @@ class RevocationService:
                 if row.user_key == user_key:
                     self._repos.hr_index.delete(employee_id, row.row_key)
         self._repos.overrides.delete(user_key)
+        for subject, window in fp.quota_windows:
+            self._repos.quotas.delete(subject, window)
         for entry in ledger:
             at = parse_iso(entry.at)
             if entry.kind == "consent" and at is not None:
