@@ -480,6 +480,72 @@ class Scenario:
             raise StepFailed("; ".join(problems))
         return "no enrollment record, no face template, no photo of Alice is left"
 
+    # --- issue 15: the access bundle (GET /api/me), re-enroll at any time ------------------------------
+    def bundle(self, user: dict[str, str], r: StepResult, when: str) -> dict[str, Any]:
+        """What a user can read about themselves; personIds and the kept-photo token are checked absent."""
+        got = self.api.call("GET", "me", user=user)
+        if got.status_code != 200:
+            raise StepFailed(f"GET /api/me answered {got.status_code}: {got.text[:300]}")
+        for secret in (self._alice_person, self._alice_kept_token):
+            if secret and secret in got.text:
+                raise StepFailed("the access bundle contains a personId or the kept-photo token")
+        b: dict[str, Any] = got.json()
+        ledger = ", ".join(f"{e['kind']}@{e['at'][11:19]} (terms {e.get('termsVersion', '-')})" for e in b["consentLedger"])
+        photos = ", ".join(f"{p['status']}" for p in b["photos"]) or "none"
+        actions = sorted({a["action"] for a in b["audit"]})
+        r.detail.append(f"{when}: status {b['enrollment']['status']}; consent ledger: {ledger}")
+        r.detail.append(f"  photos: {photos}; kept photos: {b['keptPhotos']['count']}; receipts: "
+                        f"{[x['receiptId'] for x in b['receipts']] or 'none'}; face templates held: "
+                        f"{b['held']['faceTemplates']['count']}")
+        r.detail.append(f"  audit events about {user['name']}: {len(b['audit'])} ({', '.join(actions[:8])}"
+                        f"{', …' if len(actions) > 8 else ''})")
+        return b
+
+    def access_after_enrollment(self, r: StepResult) -> str:
+        b = self.bundle(ALICE, r, "after enrollment")
+        if not b["keptPhotos"]["count"]:
+            raise StepFailed("Alice chose storePhotos but the bundle lists no kept photo")
+        photo_id = b["keptPhotos"]["photos"][0]["photoId"]
+        link = self.api.json("GET", f"me/photos/{photo_id}", user=ALICE, expect=200)
+        got = requests.get(link["url"], timeout=HTTP_TIMEOUT)
+        put = requests.put(link["url"], data=b"x", headers={"x-ms-blob-type": "BlockBlob"}, timeout=HTTP_TIMEOUT)
+        r.detail.append(f"GET /api/me/photos/{{id}}: read-only link until {link['expiresOn']}: read → "
+                        f"{got.status_code}, write → {put.status_code}")
+        if got.status_code != 200 or put.status_code != 403:
+            raise StepFailed("the kept-photo link is not read-only")
+        other = self.api.call("GET", f"me/photos/{photo_id}", user=BOB)
+        if other.status_code != 404:
+            raise StepFailed(f"Bob reading Alice's photo answered {other.status_code}, not 404")
+        return "Alice reads everything held about her, with no personId; her photo link is read-only, Bob's try is 404"
+
+    def replace_photos(self, r: StepResult) -> str:
+        created = self.api.json("POST", "enrollment/uploads", user=ALICE, expect=201, body={"count": 1, "replace": True})
+        slot = created["uploads"][0]
+        fp = self.footprint(ALICE)
+        r.detail.append(f"admin footprint while pending: replacement {fp.get('replacement')}")
+        if not (fp.get("replacement") or {}).get("pending"):
+            raise StepFailed("the admin does not see the replacement pending")
+        put = requests.put(slot["url"], data=self.photo("obama2.jpg"), headers={"x-ms-blob-type": "BlockBlob"},
+                           timeout=HTTP_TIMEOUT)
+        if put.status_code != 201:
+            raise StepFailed(f"PUT answered {put.status_code}")
+        status = self.api.wait_status(ALICE, lambda s: "replacement" not in s and s["status"] == "enrolled",
+                                      what="replaced", timeout=90)
+        counts: dict[str, int] = {}
+        for p in status["photos"]:
+            counts[p["status"]] = counts.get(p["status"], 0) + 1
+        r.detail.append(f"photos after: {counts}")
+        self.bundle(ALICE, r, "after re-enrollment")
+        return "Alice replaced her photos: new face trained first, then the old faces and kept photos deleted"
+
+    def access_after_erasure(self, r: StepResult) -> str:
+        b = self.bundle(ALICE, r, "after erasure")
+        if not b["receipts"] or b["held"]["faceTemplates"]["count"] or b["keptPhotos"]["count"]:
+            raise StepFailed("after the erasure the bundle should show a receipt and no template or photo")
+        receipt_id = b["receipts"][0]["receiptId"]
+        own = self.api.json("GET", f"me/receipts/{receipt_id}", user=ALICE, expect=200)
+        return f"Alice still reads her consent history and her receipt ({own['receiptId']}, verified={own['verified']})"
+
     def bob_revokes(self, r: StepResult) -> str:
         got = self.api.json("DELETE", "enrollment", user=BOB, expect=202)
         request_id = got.get("requestId")
@@ -511,9 +577,15 @@ class Scenario:
              short="Unseen photo identified as Alice", needs=[6])
         step("Recognition model update: re-enroll into a recognition_05 group", self.model_update,
              short="Model update → Alice re-enrolled, Bob asked", needs=[5, 7])
+        step("Alice reads everything held about her (GET /api/me) and a link to her kept photo",
+             self.access_after_enrollment, short="Access bundle after enrollment", needs=[6])
+        step("Alice re-enrolls: replaces her photos (old ones go after the new face is trained)", self.replace_photos,
+             short="Re-enroll at any time → old faces deleted after training", needs=[6])
         step("HR terminates Alice: erased on the HR event, footprint before and after, receipt", self.hr_termination,
              short="HR termination → footprint empty + verified receipt", needs=[7])
-        step("Nothing of Alice is left", self.nothing_left, short="Nothing of Alice left", needs=[7, 9])
+        step("Nothing of Alice is left", self.nothing_left, short="Nothing of Alice left", needs=[7, 11])
+        step("Alice's access bundle after the erasure: ledger and receipt remain (GET /api/me, /api/me/receipts)",
+             self.access_after_erasure, short="Access bundle after erasure", needs=[11])
         step("Bob withdraws his consent himself (DELETE /api/enrollment)", self.bob_revokes,
              short="Bob revokes himself → receipt", needs=[5])
 

@@ -17,6 +17,7 @@ from shared.settings import Settings
 if TYPE_CHECKING:  # types only: the modules are imported on first build (cold start)
     from shared.adapters.repositories import Repositories
     from shared.ports import FacePort, MessagePublisherPort, PhotoStorePort, RecordStorePort
+    from shared.services.access import AccessService
     from shared.services.audit import AuditLog
     from shared.services.consent import ConsentService
     from shared.services.enrollment import EnrollmentService
@@ -51,6 +52,7 @@ class Services:
     footprint: FootprintService
     purge: PurgeService
     reenrollment: ReenrollmentService
+    access: AccessService
     quotas: QuotaService
 
 
@@ -62,6 +64,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None =
     from shared.adapters.azure_storage import StorageClients
     from shared.adapters.repositories import Repositories
     from shared.logging_policy import quiet_sdk_logging
+    from shared.services.access import AccessService
     from shared.services.audit import AuditLog
     from shared.services.consent import ConsentService
     from shared.services.enrollment import EnrollmentService
@@ -111,12 +114,17 @@ def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None =
     revocation = RevocationService(repos=repos, photos=photos, face=face, consent=consent, audit=audit,
                                    publisher=publisher, settings=settings, clock=clock, footprint=footprint)
     purge = PurgeService(repos=repos, photos=photos, face=face, revocation=revocation, audit=audit, groups=groups,
-                         training=training, settings=settings, clock=clock)
+                         training=training, settings=settings, clock=clock,
+                         finish_replacement=enrollment.finish_replacement)
     reenrollment = ReenrollmentService(repos=repos, photos=photos, face=face, audit=audit, publisher=publisher,
                                        consent=consent, groups=groups, persons=persons, settings=settings, clock=clock)
+    access = AccessService(repos=repos, photos=photos, audit=audit, consent=consent, enrollment=enrollment,
+                           footprint=footprint, revocation=revocation, clock=clock, sas_ttl_minutes=settings.sas_ttl_minutes,
+                           audit_retention_days=settings.audit_retention_days)
     return Services(settings=settings, records=records, repos=repos, photos=photos, face=face, publisher=publisher,
                     audit=audit, groups=groups, training=training, consent=consent, enrollment=enrollment,
-                    revocation=revocation, footprint=footprint, purge=purge, reenrollment=reenrollment, quotas=quotas)
+                    revocation=revocation, footprint=footprint, purge=purge, reenrollment=reenrollment, access=access,
+                    quotas=quotas)
 
 
 _lock = threading.Lock()

@@ -24,9 +24,33 @@ class GrantConsent:
 
 
 @dataclass(frozen=True)
+class DeclineConsent:
+    """``POST /api/consent {"accepted": false}``: a recorded refusal (the front end stops asking)."""
+
+    principal: Principal
+    terms_version: str
+    client: str
+
+
+@dataclass(frozen=True)
 class CreateUploads:
     principal: Principal
     count: int
+    replace: bool = False  # a new session that replaces the enrolled photos once its faces are trained
+
+
+@dataclass(frozen=True)
+class ReadOwn:
+    """The caller's own record named by ``item_id`` (a kept photo, a receipt)."""
+
+    principal: Principal
+    item_id: str
+
+
+@dataclass(frozen=True)
+class ExportUser:
+    admin: Principal
+    user_key: str
 
 
 @dataclass(frozen=True)

@@ -176,12 +176,17 @@ def require_admin(principal: Principal, action: str) -> None:
 
 
 # --- request bodies to commands (validated here; the services trust their commands) ---------------------
-def grant_consent(principal: Principal, body: Mapping[str, Any], *, client: str) -> commands.GrantConsent:
+def grant_consent(principal: Principal, body: Mapping[str, Any], *,
+                  client: str) -> commands.GrantConsent | commands.DeclineConsent:
+    """``accepted: true`` consents, ``accepted: false`` records a decline (as easy as accepting)."""
     version = body.get("termsVersion")
     if not isinstance(version, str) or not version:
         raise Invalid("termsVersion is required.")
-    if body.get("accepted") is not True:
-        raise Invalid("accepted must be true to consent; to withdraw, use DELETE /api/enrollment.")
+    accepted = body.get("accepted")
+    if accepted is False:
+        return commands.DeclineConsent(principal, version, client)
+    if accepted is not True:
+        raise Invalid("accepted must be true (consent) or false (decline); to withdraw, use DELETE /api/enrollment.")
     store = body.get("storePhotos")
     if not isinstance(store, bool):
         raise Invalid("storePhotos must be true or false.")
@@ -195,7 +200,10 @@ def create_uploads(principal: Principal, body: Mapping[str, Any]) -> commands.Cr
         count = int(count)
     if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 5:
         raise Invalid("count must be a whole number from 1 to 5.")
-    return commands.CreateUploads(principal, count)
+    replace = body.get("replace", False)
+    if not isinstance(replace, bool):
+        raise Invalid("replace must be true or false.")
+    return commands.CreateUploads(principal, count, replace)
 
 
 def grant_override(admin: Principal, user_key: str, body: Mapping[str, Any]) -> commands.GrantOverride:

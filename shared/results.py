@@ -19,6 +19,25 @@ class ConsentGranted:
 
 
 @dataclass(frozen=True)
+class ConsentDeclined:
+    terms_version: str
+    declined_at: str
+
+    def as_json(self) -> dict[str, object]:
+        return {"accepted": False, "termsVersion": self.terms_version, "declinedAt": self.declined_at}
+
+
+@dataclass(frozen=True)
+class PhotoLink:
+    photo_id: str
+    url: str
+    expires_on: str
+
+    def as_json(self) -> dict[str, object]:
+        return {"photoId": self.photo_id, "url": self.url, "expiresOn": self.expires_on}
+
+
+@dataclass(frozen=True)
 class UploadSlot:
     upload_id: str
     url: str
@@ -46,6 +65,19 @@ class PhotoOutcome:
 class ConsentInForce:
     terms_version: str
     granted_at: str
+    expires_at: str | None = None
+
+
+@dataclass(frozen=True)
+class Replacement:
+    """A self-service re-enrollment in progress: the new photos' session, until its faces are trained and
+    the old faces and kept photos are deleted."""
+
+    session_id: str
+    started_at: str | None
+
+    def as_json(self) -> dict[str, object]:
+        return {"pending": True, "sessionId": self.session_id, "startedAt": self.started_at}
 
 
 @dataclass(frozen=True)
@@ -56,15 +88,21 @@ class EnrollmentStatus:
     consent: ConsentInForce | None
     receipt_id: str | None = None
     message: str | None = None
+    renewal_due: str | None = None
+    replacement: Replacement | None = None
 
     def as_json(self) -> dict[str, object]:
         body: dict[str, object] = {
             "status": self.status,
             "photos": [{"uploadId": p.upload_id, "status": p.status, "reasons": list(p.reasons)} for p in self.photos],
             "storePhotos": self.store_photos,
-            "consent": ({"termsVersion": self.consent.terms_version, "grantedAt": self.consent.granted_at}
-                        if self.consent else None),
+            "consent": ({"termsVersion": self.consent.terms_version, "grantedAt": self.consent.granted_at,
+                         "expiresAt": self.consent.expires_at} if self.consent else None),
         }
+        if self.renewal_due is not None:
+            body["renewalDue"] = self.renewal_due
+        if self.replacement is not None:
+            body["replacement"] = self.replacement.as_json()
         if self.receipt_id is not None:
             body["receiptId"] = self.receipt_id
         if self.message is not None:
@@ -128,10 +166,12 @@ class FootprintView:
     consent: str
     erasable: dict[str, int]
     retained: dict[str, int]
+    replacement: Replacement | None = None
 
     def as_json(self) -> dict[str, object]:
         return {"userKey": self.user_key, "consent": self.consent, "empty": not any(self.erasable.values()),
-                "erasable": dict(self.erasable), "retained": dict(self.retained)}
+                "erasable": dict(self.erasable), "retained": dict(self.retained),
+                "replacement": self.replacement.as_json() if self.replacement else {"pending": False}}
 
 
 @dataclass(frozen=True)
@@ -170,6 +210,8 @@ class PurgeReport:
     stale_index_rows: int = 0
     repaired_erasures: int = 0
     expired_audit_rows: int = 0
+    pending_replacements: int = 0
+    finished_replacements: int = 0
     rows_read: dict[str, int] = field(default_factory=lambda: {"repairedErasures": 0, "expiredConsents": 0,
                                                                "staleUploads": 0, "supersededGroups": 0})
     orphan_scan: dict[str, int] = field(default_factory=lambda: {
@@ -187,6 +229,7 @@ class PurgeReport:
             "missingPersons": self.missing_persons, "orphanKeptPhotos": self.orphan_kept_photos,
             "supersededGroups": self.superseded_groups, "staleIndexRows": self.stale_index_rows,
             "repairedErasures": self.repaired_erasures, "expiredAuditRows": self.expired_audit_rows,
+            "pendingReplacements": self.pending_replacements, "finishedReplacements": self.finished_replacements,
             "rowsRead": dict(self.rows_read), "orphanScan": dict(self.orphan_scan), "stepMs": dict(self.step_ms),
             "errors": list(self.errors), "durationMs": self.duration_ms,
         }

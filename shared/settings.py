@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from shared.adapters.retention_policy import load_policy
 from shared.domain.quality import Thresholds
 
 Where = Literal["azure", "local", "both"]
@@ -45,6 +46,9 @@ class SettingSpec:
     where: Where
     meaning: str
 
+
+#: The published retention policy: the defaults of the purge's periods come from it, and a value above it is refused.
+_POLICY = load_policy()
 
 SETTINGS: tuple[SettingSpec, ...] = (
     # --- connections (identity-based in Azure, Azurite / emulator locally) ---
@@ -110,8 +114,11 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("QUOTA_OPEN_UPLOAD_SLOTS", "10", "both",
                 "Upload slots one user may hold open (handed out, not yet processed) at a time."),
     SettingSpec("SAS_TTL_MINUTES", "10", "both", "Life of an upload SAS URL (at most 15)."),
-    SettingSpec("CONSENT_RETENTION_DAYS", "365", "both", "Consent not renewed for this long is erased by purge_timer."),
-    SettingSpec("UPLOAD_MAX_AGE_MINUTES", "60", "both", "Uploads and sessions older than this are deleted by purge_timer."),
+    SettingSpec("CONSENT_RETENTION_DAYS", str(_POLICY.consent_days), "both",
+                "Consent not renewed for this long is erased by purge_timer. Default and maximum: the published "
+                "retention policy (shared/contracts/retention-policy.json); a setting may only shorten it."),
+    SettingSpec("UPLOAD_MAX_AGE_MINUTES", str(_POLICY.upload_minutes), "both",
+                "Uploads and sessions older than this are deleted by purge_timer (at most the retention policy's)."),
     SettingSpec("GROUP_GRACE_DAYS", "7", "both", "Days a superseded group is kept after a re-enrollment switch."),
     SettingSpec("TRAINING_COALESCE_SECONDS", "5", "both", "Enrollments arriving within this window share one training."),
     # --- cost of one upload (docs/security.md) ---
@@ -127,7 +134,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("HR_REQUIRE_EMPLOYEE_ID", "false", "both",
                 "`true`: consent is refused without the employee-id claim (HR terminations could not find the user); "
                 "`false`: consent is granted and the gap is audited (`consent.employeeIdMissing`)."),
-    SettingSpec("AUDIT_RETENTION_DAYS", "400", "both", "Audit rows older than this are deleted by purge_timer."),
+    SettingSpec("AUDIT_RETENTION_DAYS", str(_POLICY.audit_days), "both",
+                "Audit rows older than this are deleted by purge_timer (at most the retention policy's)."),
     SettingSpec("AUDIT_HASH_KEY", None, "azure",
                 "Secret key of the keyed hash (HMAC-SHA256) that names users in audit rows (a Key Vault reference in "
                 "Azure). Unset: a fixed development key is used, which is not a secret."),
@@ -258,6 +266,11 @@ class Settings:
         image_max_side = _int(e, "IMAGE_MAX_SIDE")
         if not 36 <= image_max_side <= 4096:
             raise ValueError("IMAGE_MAX_SIDE must be between 36 and 4096 (what Face can detect)")
+        for name, limit in _POLICY.limits().items():
+            # What is published is what is enforced: a period longer than the policy's would keep data
+            # longer than users were told. Shorter is allowed (stricter than published).
+            if not 0 <= _int(e, name) <= limit:  # 0: at once (the e2e purge stack uses it)
+                raise ValueError(f"{name} must be between 0 and {limit}, the published retention policy's maximum")
         principal_source = _str(e, "PRINCIPAL_SOURCE").strip().lower()
         if principal_source not in ("appservice", "local"):
             raise ValueError("PRINCIPAL_SOURCE must be 'appservice' or 'local'")

@@ -166,6 +166,10 @@ class FakePhotos(_Hooked):
         self._at("photos.upload_url")
         return f"memory://uploads/{blob_name}?se={expires_on.isoformat()}&sp=c"
 
+    def kept_read_url(self, kept_name: str, *, expires_on: datetime) -> str:
+        self._at("photos.kept_read_url")
+        return f"memory://kept/{kept_name}?se={expires_on.isoformat()}&sp=r"
+
     def put_upload(self, blob_name: str, data: bytes) -> None:
         """The front end's PUT to the SAS URL."""
         self.uploads[blob_name] = data

@@ -55,18 +55,60 @@ def health(req: func.HttpRequest) -> func.HttpResponse:
 def consent_terms(req: func.HttpRequest) -> func.HttpResponse:
     def run() -> Reply:
         s, _ = _ctx(req)
-        return Reply(200, s.consent.terms().public())
+        return Reply(200, s.consent.terms_view())
+    return _respond(run)
+
+
+@bp.route(route="privacy/policy", methods=["GET"], auth_level=ANON)
+def privacy_policy(req: func.HttpRequest) -> func.HttpResponse:
+    """The published retention policy, the same file purge_timer enforces. Signed in, no MFA (like the terms)."""
+    def run() -> Reply:
+        s, _ = _ctx(req)
+        return Reply(200, s.consent.policy().public())
     return _respond(run)
 
 
 @bp.route(route="consent", methods=["POST"], auth_level=ANON)
 def consent(req: func.HttpRequest) -> func.HttpResponse:
     def run() -> Reply:
+        from shared.commands import DeclineConsent
         from shared.http_api import grant_consent, json_body
 
         s, p = _ctx(req, mfa=True)
         client = req.headers.get("x-client-id") or req.headers.get("user-agent") or "unknown"
-        return Reply(201, s.consent.grant(grant_consent(p, json_body(req.get_body()), client=client)).as_json())
+        choice = grant_consent(p, json_body(req.get_body()), client=client)
+        if isinstance(choice, DeclineConsent):
+            return Reply(201, s.consent.decline(choice).as_json())
+        return Reply(201, s.consent.grant(choice).as_json())
+    return _respond(run)
+
+
+@bp.route(route="me", methods=["GET"], auth_level=ANON)
+def me(req: func.HttpRequest) -> func.HttpResponse:
+    """Everything held about the caller (GDPR Art. 15), never a personId or a face template."""
+    def run() -> Reply:
+        s, p = _ctx(req, mfa=True)
+        return Reply(200, s.access.mine(p.user_key))
+    return _respond(run)
+
+
+@bp.route(route="me/photos/{photoId}", methods=["GET"], auth_level=ANON)
+def my_photo(req: func.HttpRequest) -> func.HttpResponse:
+    def run() -> Reply:
+        from shared.commands import ReadOwn
+
+        s, p = _ctx(req, mfa=True)
+        return Reply(200, s.access.photo_link(ReadOwn(p, route_key(req.route_params, "photoId"))).as_json())
+    return _respond(run)
+
+
+@bp.route(route="me/receipts/{receiptId}", methods=["GET"], auth_level=ANON)
+def my_receipt(req: func.HttpRequest) -> func.HttpResponse:
+    def run() -> Reply:
+        from shared.commands import ReadOwn
+
+        s, p = _ctx(req, mfa=True)
+        return Reply(200, s.access.receipt(ReadOwn(p, route_key(req.route_params, "receiptId"))).as_json())
     return _respond(run)
 
 
@@ -137,6 +179,21 @@ def footprint(req: func.HttpRequest) -> func.HttpResponse:
 
         s, p = _ctx(req, admin="read a user's footprint")
         return Reply(200, s.footprint.view(ReadFootprint(p, route_key(req.route_params, "userKey"))).as_json())
+    return _respond(run)
+
+
+@bp.route(route="admin/users/{userKey}/export", methods=["GET"], auth_level=ANON)
+def export_user(req: func.HttpRequest) -> func.HttpResponse:
+    """The access bundle of a user as a JSON download (audited)."""
+    def run() -> Reply:
+        from shared.commands import ExportUser
+
+        s, p = _ctx(req, admin="export a user's data")
+        body = s.access.export(ExportUser(p, route_key(req.route_params, "userKey")))
+        day = str(body["generatedAt"])[:10].replace("-", "")
+        # The file name carries no user key: downloads folders and proxies log file names.
+        return Reply(200, body, {"Content-Disposition": f'attachment; filename="face-enrollment-export-{day}.json"',
+                                 "Cache-Control": "no-store"})
     return _respond(run)
 
 

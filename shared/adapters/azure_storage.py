@@ -91,11 +91,22 @@ class StorageClients:
         with a key obtained through the app's managed identity. On Azurite, the account key signs a
         service SAS with the same rights.
         """
-        from azure.storage.blob import BlobSasPermissions, generate_blob_sas
+        from azure.storage.blob import BlobSasPermissions
+
+        return self._blob_sas_url(container, blob_name, BlobSasPermissions(create=True), expires_on=expires_on)
+
+    def read_only_sas_url(self, container: str, blob_name: str, *, expires_on: datetime) -> str:
+        """A SAS to read one existing blob (a user's own kept photo): read only, short-lived, signed as the
+        create-only one is (a user delegation key in Azure, the account key on Azurite)."""
+        from azure.storage.blob import BlobSasPermissions
+
+        return self._blob_sas_url(container, blob_name, BlobSasPermissions(read=True), expires_on=expires_on)
+
+    def _blob_sas_url(self, container: str, blob_name: str, permission: Any, *, expires_on: datetime) -> str:
+        from azure.storage.blob import generate_blob_sas
 
         service = self.blob_service()
         self.container(container)
-        permission = BlobSasPermissions(create=True)
         start = datetime.now(timezone.utc) - timedelta(minutes=1)  # clock skew between services
         if self.uses_account_key:
             fields = _parse_connection_string(str(self._settings.photo_storage_connection))

@@ -17,6 +17,9 @@ class BlobPhotoStore:
     def upload_url(self, blob_name: str, *, expires_on: datetime) -> str:
         return self._clients.create_only_sas_url(self._uploads, blob_name, expires_on=expires_on)
 
+    def kept_read_url(self, kept_name: str, *, expires_on: datetime) -> str:
+        return self._clients.read_only_sas_url(self._kept, kept_name, expires_on=expires_on)
+
     def _delete(self, container: str, name: str) -> bool:
         from azure.core.exceptions import ResourceNotFoundError
 

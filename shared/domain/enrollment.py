@@ -11,12 +11,16 @@ from datetime import datetime
 from shared.domain.records import LedgerEntry, Upload, User
 
 # Overall statuses shown to the user (GET /api/enrollment).
-NONE, PENDING, ENROLLED, FAILED, REENROLL_REQUIRED, REVOKED = (
-    "none", "pending", "enrolled", "failed", "reenrollRequired", "revoked")
+NONE, PENDING, ENROLLED, FAILED, REENROLL_REQUIRED, REVOKED, DECLINED = (
+    "none", "pending", "enrolled", "failed", "reenrollRequired", "revoked", "declined")
 
 # Photo statuses.
 AWAITING, PROCESSING, ACCEPTED, REJECTED, DISCARDED = "awaitingUpload", "processing", "accepted", "rejected", "discarded"
-FINAL_PHOTO_STATUSES = frozenset({ACCEPTED, REJECTED, DISCARDED})
+#: An accepted photo whose face was removed because the user replaced their photos (and the new ones were trained).
+REPLACED = "replaced"
+FINAL_PHOTO_STATUSES = frozenset({ACCEPTED, REJECTED, DISCARDED, REPLACED})
+#: Ledger entries after which no consent is in force and nothing may be created for the user.
+REFUSALS = frozenset({"revocation", "decline"})
 
 PHOTO_IN_FLIGHT = frozenset({AWAITING, PROCESSING})
 

@@ -41,6 +41,9 @@ class User(Record):
     new_person_attempt: str | None = None
     previous_group_id: str | None = None
     previous_person_id: str | None = None
+    # a self-service replacement of the photos (POST /api/enrollment/uploads {"replace": true})
+    replace_session: str | None = None
+    replace_started_at: str | None = None
 
     def persons(self) -> list[tuple[str, str]]:
         """Every (group, person) the record names: the erasure deletes each."""
@@ -79,7 +82,8 @@ class UploadIndex(Record):
 
 @dataclass(kw_only=True)
 class LedgerEntry(Record):
-    """One entry of the append-only consent ledger: a grant (``kind == "consent"``) or a revocation.
+    """One entry of the append-only consent ledger: a grant (``kind == "consent"``), a decline (``"decline"``,
+    a refusal the user chose, recorded so the front end stops asking) or a revocation.
 
     ``entry_id`` sorts by time (``<ISO time>_<unique>``), so the latest entry decides.
     """

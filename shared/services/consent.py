@@ -8,15 +8,24 @@ from collections.abc import Callable
 from datetime import datetime
 
 from shared.adapters.repositories import Repositories
+from shared.adapters.retention_policy import POLICY_ROUTE, RetentionPolicy, load_policy
 from shared.adapters.terms_files import Terms, current_terms
-from shared.commands import GrantConsent
-from shared.domain.enrollment import ConsentState, current_consent, iso, latest_grant, ledger_entry_id, parse_iso
+from shared.commands import DeclineConsent, GrantConsent
+from shared.domain.enrollment import (
+    ConsentState,
+    current_consent,
+    iso,
+    latest_entry,
+    latest_grant,
+    ledger_entry_id,
+    parse_iso,
+)
 from shared.domain.erasure import day_key
 from shared.domain.principal import Principal
 from shared.domain.records import ConsentDue, HrIndexEntry, LedgerEntry, User
 from shared.errors import Conflict, Invalid, RecordConflict, RecordExists
 from shared.ports import PhotoStorePort
-from shared.results import ConsentGranted
+from shared.results import ConsentDeclined, ConsentGranted
 from shared.services.audit import AuditLog
 from shared.services.footprint import hr_rows
 
@@ -26,7 +35,8 @@ log = logging.getLogger("shared.consent")
 class ConsentService:
     def __init__(self, repos: Repositories, photos: PhotoStorePort, audit: AuditLog, *,
                  clock: Callable[[], datetime], terms: Callable[[], Terms] = current_terms,
-                 require_employee_id: bool = False) -> None:
+                 require_employee_id: bool = False, policy: Callable[[], RetentionPolicy] = load_policy) -> None:
+        self._policy = policy
         self._require_employee_id = require_employee_id
         self._repos = repos
         self._photos = photos
@@ -36,6 +46,15 @@ class ConsentService:
 
     def terms(self) -> Terms:
         return self._terms()
+
+    def terms_view(self) -> dict[str, object]:
+        """The current terms, with a link to the retention policy they rely on (BIPA 15(a))."""
+        policy = self._policy()
+        return {**self._terms().public(),
+                "retentionPolicy": {"href": POLICY_ROUTE, "version": policy.version, "sha256": policy.sha256}}
+
+    def policy(self) -> RetentionPolicy:
+        return self._policy()
 
     def ledger(self, user_key: str) -> list[LedgerEntry]:
         return self._repos.ledger.partition(user_key)
@@ -87,6 +106,29 @@ class ConsentService:
         if not store:
             self.delete_kept_photos(principal.user_key)
         return ConsentGranted(terms.version, entry.at, store)
+
+    def decline(self, command: DeclineConsent) -> ConsentDeclined:
+        """Records a refusal, so a front end can offer the badge alternative and stop asking (as easy as
+        accepting). It never withdraws a consent in force: that is an erasure, ``DELETE /api/enrollment``."""
+        terms = self._terms()
+        user_key = command.principal.user_key
+        if command.terms_version != terms.version:
+            raise Conflict(f"These terms are out of date; the current version is {terms.version}.", code="StaleTerms")
+        ledger = self.ledger(user_key)
+        if current_consent(ledger, current_terms_version=terms.version) is not None or (
+                self._repos.users.get(user_key) is not None):
+            raise Conflict("You have consented. To withdraw your consent and erase your enrollment, use "
+                           "DELETE /api/enrollment.", code="ConsentInForce")
+        latest = latest_entry(ledger)
+        if latest is not None and latest.kind == "decline" and latest.terms_version == terms.version:
+            return ConsentDeclined(terms.version, latest.at)  # a retry: one decline per terms version in a row
+        now = self._clock()
+        entry = LedgerEntry(user_key=user_key, entry_id=ledger_entry_id(now, uuid.uuid4().hex), kind="decline",
+                            accepted=False, terms_version=terms.version, terms_sha256=terms.sha256, at=iso(now),
+                            client=command.client[:200])
+        self._repos.ledger.insert(entry)
+        self._audit.write("consent.declined", actor=user_key, subject=user_key, termsVersion=terms.version)
+        return ConsentDeclined(terms.version, entry.at)
 
     def _open_user(self, principal: Principal, *, store_photos: bool, now: datetime) -> None:
         """Creates the enrollment record, or updates the choices on it.

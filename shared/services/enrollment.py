@@ -13,15 +13,19 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from shared.adapters.repositories import Repositories
+from shared.adapters.retention_policy import RetentionPolicy, load_policy
 from shared.commands import CreateUploads, GrantOverride, ProcessUpload
 from shared.domain import enrollment as dom
 from shared.domain.enrollment import blob_name_for, iso, kept_name_for, latest_entry, parse_iso
 from shared.domain.erasure import minute_key
 from shared.domain.quality import FaceObservation, evaluate
 from shared.domain.records import Override, Upload, UploadDue, UploadIndex, User
+from shared.domain.reenrollment import photo_tag
 from shared.errors import (
+    Conflict,
     ConsentRequired,
     FaceInvalidImage,
+    FaceNotFound,
     LargePersonGroupNotFound,
     LargePersonGroupNotTrained,
     PersonNotFound,
@@ -30,7 +34,15 @@ from shared.errors import (
 )
 from shared.images import TOO_LARGE, ImageRejected, limits_from, validate_image
 from shared.ports import FacePort, FaceRectangle, PhotoStorePort
-from shared.results import ConsentInForce, EnrollmentStatus, OverrideGranted, PhotoOutcome, UploadsCreated, UploadSlot
+from shared.results import (
+    ConsentInForce,
+    EnrollmentStatus,
+    OverrideGranted,
+    PhotoOutcome,
+    Replacement,
+    UploadsCreated,
+    UploadSlot,
+)
 from shared.services.audit import AuditLog
 from shared.services.consent import ConsentService
 from shared.services.groups import PRIMARY, ActiveGroup, GroupDirectory, PersonFactory, TrainingCoordinator
@@ -47,8 +59,10 @@ REENROLL_MESSAGE = ("The face recognition model was upgraded. Please enroll agai
 class EnrollmentService:
     def __init__(self, *, repos: Repositories, photos: PhotoStorePort, face: FacePort, consent: ConsentService,
                  audit: AuditLog, groups: GroupDirectory, training: TrainingCoordinator, persons: PersonFactory,
-                 settings: Settings, clock: Callable[[], datetime], quotas: QuotaService | None = None) -> None:
+                 settings: Settings, clock: Callable[[], datetime], quotas: QuotaService | None = None,
+                 policy: RetentionPolicy | None = None) -> None:
         self._quotas = quotas or QuotaService(repos=repos, settings=settings, clock=clock)
+        self._policy = policy or load_policy()
         self._repos = repos
         self._photos = photos
         self._face = face
@@ -71,6 +85,8 @@ class EnrollmentService:
         now = self._clock()
         expires = now + timedelta(minutes=self._settings.sas_ttl_minutes)
         session_id = uuid.uuid4().hex
+        if command.replace:
+            self._start_replacement(user_key, session_id, now)
         slots = []
         for _ in range(command.count):
             upload_id = uuid.uuid4().hex
@@ -85,8 +101,138 @@ class EnrollmentService:
                                               blob_name=blob_name, status=dom.AWAITING, created_at=iso(now),
                                               expires_on=iso(expires)))
             slots.append(UploadSlot(upload_id, self._photos.upload_url(blob_name, expires_on=expires), iso(expires)))
-        self._audit.write("uploads.created", actor=user_key, subject=user_key, sessionId=session_id, count=command.count)
+        self._audit.write("uploads.created", actor=user_key, subject=user_key, sessionId=session_id, count=command.count,
+                          replace=command.replace)
         return UploadsCreated(session_id, tuple(slots))
+
+    # --- re-enroll at any time: replacing the photos ----------------------------------------------
+    def _start_replacement(self, user_key: str, session_id: str, now: datetime) -> None:
+        """Marks the session as the replacement before any slot exists, so every photo of it is known as new.
+
+        The old faces and kept photos stay until the new faces are in and the group is trained with them
+        (``finish_replacement``): the user can open doors throughout. A later replacement supersedes it.
+        """
+        lock = self._repos.reenroll_lock.get()
+        if lock is not None and lock.active:
+            # A model upgrade copies the kept photos into a new group meanwhile; replacing them at once
+            # would race it. The upgrade ends within hours; the user is asked to try then.
+            raise Conflict("The face recognition model is being upgraded; replace your photos after it completes.",
+                           code="ReenrollmentInProgress")
+
+        def mark(user: User) -> None:
+            if not (user.person_id and user.face_added_at):
+                raise Conflict("There is no enrollment to replace yet: upload photos without replace.",
+                               code="NothingToReplace")
+            user.replace_session, user.replace_started_at = session_id, iso(now)
+
+        if self._repos.users.mutate(mark, user_key) is None:
+            raise ConsentRequired("consent required: accept the current terms first (POST /api/consent).")
+        self._audit.write("replacement.started", actor=user_key, subject=user_key, sessionId=session_id)
+
+    def replacement_of(self, user: User | None) -> Replacement | None:
+        if user is None or not user.replace_session:
+            return None
+        return Replacement(user.replace_session, user.replace_started_at)
+
+    def finish_replacement(self, user_key: str) -> str:
+        """Completes a replacement once it can: ``none`` (no replacement), ``waiting`` (photos in flight or
+        the group not yet trained with the new faces), ``abandoned`` (no new photo was accepted: the old ones
+        stay) or ``replaced``. Every step is idempotent and the marker goes last, so a crash anywhere is
+        completed by the next call (GET /api/enrollment, GET /api/me, or purge_timer's sweep)."""
+        user = self._repos.users.get(user_key)
+        if user is None or not user.replace_session:
+            return "none"
+        session, started = user.replace_session, parse_iso(user.replace_started_at)
+        uploads = self._repos.uploads.partition(user_key)
+        if self._complete_stuck(user, uploads):
+            uploads = self._repos.uploads.partition(user_key)
+
+        def is_new(u: Upload) -> bool:
+            created = parse_iso(u.created_at)
+            return u.session_id == session or (started is not None and created is not None and created >= started)
+
+        new = [u for u in uploads if is_new(u)]
+        if any(u.status in dom.PHOTO_IN_FLIGHT for u in new):
+            return "waiting"
+        accepted = [u for u in new if u.status == dom.ACCEPTED and u.persisted_face_id]
+        if not accepted:
+            max_age = timedelta(minutes=self._settings.upload_max_age_minutes)
+            if not new and started is not None and self._clock() - started < max_age:
+                return "waiting"  # slots still being created (or their photos not yet uploaded)
+            self._end_replacement(user_key, session, "replacement.abandoned", reason="no new photo was accepted")
+            return "abandoned"
+        active = self._groups.active(create=False)
+        try:
+            trained_through = self._training.refresh() if active and user.group_id == active.group_id else None
+        except (LargePersonGroupNotFound, LargePersonGroupNotTrained):
+            trained_through = None
+        face_added = parse_iso(user.face_added_at)
+        if trained_through is None or face_added is None or face_added > trained_through:
+            return "waiting"  # only when the group recognises the new faces do the old ones go
+        keep = {u.upload_id for u in accepted}
+        tags = keep | ({photo_tag(kept_name_for(user.kept_token, k)) for k in keep} if user.kept_token else set())
+        faces = self._delete_old_faces(user, tags)
+        photos = 0
+        if user.kept_token:
+            for name in self._photos.list_kept(f"{user.kept_token}/"):
+                if name.split("/", 1)[-1].removesuffix(".jpg") not in keep:
+                    photos += int(self._photos.delete_kept(name))
+
+        def replaced(u: Upload) -> None:
+            u.status, u.kept = dom.REPLACED, False
+
+        for u in uploads:
+            if not is_new(u) and u.status == dom.ACCEPTED:
+                self._repos.uploads.mutate(replaced, user_key, u.upload_id)
+        self._training.request()  # the trained model forgets the deleted faces at the next training
+        self._end_replacement(user_key, session, "replacement.completed", facesDeleted=faces, keptPhotosDeleted=photos,
+                              newPhotos=len(accepted))
+        return "replaced"
+
+    def _complete_stuck(self, user: User, uploads: list[Upload]) -> bool:
+        """An upload whose face went in and whose blob is gone, but whose record still says processing: the
+        delivery died between deleting the blob and recording the outcome, and no event will come again (the
+        blob is gone). Its face is in Face, so it is recorded as accepted. Returns whether any was."""
+        now, done = self._clock(), False
+        for upload in uploads:
+            claimed = parse_iso(upload.claimed_at)
+            if (upload.status != dom.PROCESSING or not upload.persisted_face_id or claimed is None
+                    or now - claimed < PROCESSING_LEASE or upload.blob_name in self._photos.list_uploads(upload.blob_name)):
+                continue
+            kept = bool(user.kept_token) and kept_name_for(str(user.kept_token), upload.upload_id) in self._photos.list_kept(
+                f"{user.kept_token}/")
+            self._finish(upload, dom.ACCEPTED, kept=kept)
+            done = True
+        if done:
+            self._training.request()  # the delivery may have died before asking for it
+        return done
+
+    def _delete_old_faces(self, user: User, keep: set[str]) -> int:
+        """Every face of the user's persons (any group) not from the new photos: its userData is the upload id,
+        or for a face a model upgrade copied from a kept photo, that photo's tag."""
+        deleted = 0
+        for group_id, person_id in user.persons():
+            try:
+                person = self._face.get_person(group_id, person_id)
+            except FaceNotFound:
+                continue
+            for face_id in person.persisted_face_ids:
+                try:
+                    if str(self._face.get_face(group_id, person_id, face_id).get("userData")) in keep:
+                        continue
+                    self._face.delete_face(group_id, person_id, face_id)
+                    deleted += 1
+                except FaceNotFound:
+                    continue
+        return deleted
+
+    def _end_replacement(self, user_key: str, session: str, action: str, **details: object) -> None:
+        def clear(user: User) -> None:
+            if user.replace_session == session:
+                user.replace_session, user.replace_started_at = None, None
+
+        self._repos.users.mutate(clear, user_key)
+        self._audit.write(action, actor="system", subject=user_key, sessionId=session, **details)
 
     # --- the enroll pipeline -------------------------------------------------------------------
     def process_upload(self, command: ProcessUpload) -> str:
@@ -295,8 +441,14 @@ class EnrollmentService:
 
     # --- status ------------------------------------------------------------------------------
     def status(self, user_key: str) -> EnrollmentStatus:
+        try:
+            self.finish_replacement(user_key)
+        except (TransientFailure, RecordConflict, FaceNotFound):
+            pass  # completed by the next read or purge_timer's sweep
         user = self._repos.users.get(user_key)
         photos = sorted(self._repos.uploads.partition(user_key), key=lambda p: str(p.created_at))
+        if user is not None and self._complete_stuck(user, photos):
+            photos = sorted(self._repos.uploads.partition(user_key), key=lambda p: str(p.created_at))
         consent = self._consent.current(user_key)
         trained_through = None
         active = self._groups.active(create=False)
@@ -314,15 +466,32 @@ class EnrollmentService:
             # Status reflects consent: a withdrawn user is never shown enrolled, even while an
             # erasure is still being finished (or repaired by purge_timer).
             status, receipt_id = dom.REVOKED, latest.receipt_id
+        elif latest is not None and latest.kind == "decline":
+            status = dom.DECLINED
         if status == dom.FAILED and user and user.last_error:
             message = user.last_error
         if status == dom.REENROLL_REQUIRED:
             message = REENROLL_MESSAGE
+        expires_at, renewal_due = self._renewal(consent.granted_at) if consent else (None, None)
         return EnrollmentStatus(
             status=status, photos=tuple(PhotoOutcome(p.upload_id, p.status, tuple(p.reasons)) for p in photos),
             store_photos=bool(consent.store_photos) if consent else False,
-            consent=ConsentInForce(consent.terms_version, consent.granted_at) if consent else None,
-            receipt_id=receipt_id, message=message)
+            consent=ConsentInForce(consent.terms_version, consent.granted_at, expires_at) if consent else None,
+            receipt_id=receipt_id, message=message, renewal_due=renewal_due, replacement=self.replacement_of(user))
+
+    def consent_days(self) -> int:
+        """The consent retention the purge enforces (the published policy's, or a shorter setting)."""
+        return min(self._settings.consent_retention_days, self._policy.consent_days)
+
+    def _renewal(self, granted_at: str) -> tuple[str | None, str | None]:
+        """When the consent's retention ends, and that date again once it is within the policy's notice
+        period (``renewalDue``): the front end asks the user to consent again before the erasure."""
+        granted = parse_iso(granted_at)
+        if granted is None:
+            return None, None
+        expires = granted + timedelta(days=self.consent_days())
+        due = self._clock() >= expires - timedelta(days=self._policy.renewal_notice_days)
+        return iso(expires), (iso(expires) if due else None)
 
     # --- admin override ------------------------------------------------------------------------
     def grant_override(self, command: GrantOverride) -> OverrideGranted:

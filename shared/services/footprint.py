@@ -34,7 +34,7 @@ from shared.domain.erasure import day_key, minute_key
 from shared.domain.records import PersonAttempt, Upload, User
 from shared.errors import Forbidden, LargePersonGroupNotFound, PersonNotFound
 from shared.ports import FacePort, PhotoStorePort
-from shared.results import FootprintView
+from shared.results import FootprintView, Replacement
 from shared.services.audit import AuditLog
 from shared.services.quotas import subject_of as quota_subject
 
@@ -180,9 +180,11 @@ class FootprintService:
             raise Forbidden("Only administrators can read a user's footprint.")
         fp = self.of(command.user_key, with_audit=True)
         latest = latest_entry(self._repos.ledger.partition(command.user_key))
-        consent = "none" if latest is None else ("revoked" if latest.kind == "revocation" else "granted")
+        consent = "none" if latest is None else {"revocation": "revoked", "decline": "declined"}.get(latest.kind, "granted")
         self._audit.write("footprint.read", actor=command.actor.user_key, subject=command.user_key)
-        return FootprintView(command.user_key, consent, fp.counts(), fp.retained())
+        replacement = (Replacement(fp.user.replace_session, fp.user.replace_started_at)
+                       if fp.user and fp.user.replace_session else None)
+        return FootprintView(command.user_key, consent, fp.counts(), fp.retained(), replacement)
 
     def person_of(self, attempt: PersonAttempt) -> str | None:
         """The person ``attempt`` created, if it exists (its recorded id, else a listing of its group)."""

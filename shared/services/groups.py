@@ -181,7 +181,7 @@ class PersonFactory:
 
     def _revoked(self, user_key: str) -> bool:
         latest = dom.latest_entry(self._ledger.partition(user_key))
-        return latest is not None and latest.kind == "revocation"
+        return latest is not None and latest.kind in dom.REFUSALS
 
     def _drop(self, attempt: PersonAttempt, person_id: str | None) -> None:
         if person_id is not None:

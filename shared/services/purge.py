@@ -25,6 +25,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from shared.adapters.repositories import Repositories
+from shared.adapters.retention_policy import RetentionPolicy, load_policy
 from shared.commands import Revoke, RunPurge
 from shared.domain import erasure as plan
 from shared.domain.enrollment import iso
@@ -53,8 +54,11 @@ class _Unchanged(Exception):
 class PurgeService:
     def __init__(self, *, repos: Repositories, photos: PhotoStorePort, face: FacePort, revocation: RevocationService,
                  audit: AuditLog, groups: GroupDirectory, training: TrainingCoordinator, settings: Settings,
-                 clock: Callable[[], datetime]) -> None:
+                 clock: Callable[[], datetime], policy: RetentionPolicy | None = None,
+                 finish_replacement: Callable[[str], str] | None = None) -> None:
+        self._finish_replacement = finish_replacement
         self._repos = repos
+        self._policy = policy or load_policy()
         self._groups_dir = groups
         self._photos = photos
         self._face = face
@@ -73,7 +77,7 @@ class PurgeService:
             ("repairedErasures", self._repair_erasures),
             ("expiredConsents", self._expired_consents), ("staleUploads", self._stale_uploads),
             ("orphans", self._orphans), ("supersededGroups", self._superseded_groups),
-            ("expiredAuditRows", self._expired_audit_rows)]
+            ("expiredAuditRows", self._expired_audit_rows), ("replacements", self._replacements)]
         for name, step in steps:
             began = time.perf_counter()
             try:
@@ -92,6 +96,14 @@ class PurgeService:
         self._audit.record("purge.report", actor=f"purge:{trigger}", details=body)
         log.info("purge finished: %s", {k: v for k, v in body.items() if k != "errors"})
         return report
+
+    def periods(self) -> dict[str, int]:
+        """The periods this purge enforces: the published retention policy's, or shorter where a setting says so
+        (Settings.from_env refuses longer ones; a Settings built in code is capped here too)."""
+        s, p = self._settings, self._policy
+        return {"consentDays": min(s.consent_retention_days, p.consent_days),
+                "uploadMinutes": min(s.upload_max_age_minutes, p.upload_minutes),
+                "auditDays": min(s.audit_retention_days, p.audit_days)}
 
     @staticmethod
     def _error(report: PurgeReport, step: str, exc: BaseException) -> None:
@@ -119,14 +131,32 @@ class PurgeService:
             except Exception as exc:
                 self._error(report, "repairedErasures", exc)
 
+    # --- 6. photo replacements whose new faces are trained -----------------------------------------
+    def _replacements(self, report: PurgeReport, dry_run: bool, now: datetime) -> None:
+        """Completes replacements nobody polled for (the user closed the app after uploading): a scan of one
+        column of the user records, like the orphan step's."""
+        if self._finish_replacement is None:
+            return
+        for user in self._repos.users.range(only=["replace_session"]):
+            if not user.replace_session:
+                continue
+            report.pending_replacements += 1
+            if dry_run:
+                continue
+            try:
+                if self._finish_replacement(user.user_key) in ("replaced", "abandoned"):
+                    report.finished_replacements += 1
+            except Exception as exc:
+                self._error(report, "replacements", exc)
+
     # --- 5. audit rows past their retention -------------------------------------------------------
     def _expired_audit_rows(self, report: PurgeReport, dry_run: bool, now: datetime) -> None:
-        before = now - timedelta(days=self._settings.audit_retention_days)
+        before = now - timedelta(days=self.periods()["auditDays"])
         report.expired_audit_rows += self._audit.expire(before=before, dry_run=dry_run)
 
     # --- 1. consents not renewed within the retention --------------------------------------------
     def _expired_consents(self, report: PurgeReport, dry_run: bool, now: datetime) -> None:
-        retention = timedelta(days=self._settings.consent_retention_days)
+        retention = timedelta(days=self.periods()["consentDays"])
         cutoff = now - retention
         rows = list(self._repos.consent_due.range(pk_to=plan.days_through(cutoff)))
         report.rows_read["expiredConsents"] += len(rows)
@@ -154,7 +184,7 @@ class PurgeService:
 
     # --- 2. uploads and sessions never completed -------------------------------------------------
     def _stale_uploads(self, report: PurgeReport, dry_run: bool, now: datetime) -> None:
-        max_age = timedelta(minutes=self._settings.upload_max_age_minutes)
+        max_age = timedelta(minutes=self.periods()["uploadMinutes"])
         cutoff = now - max_age
         rows = list(self._repos.uploads_due.range(pk_to=plan.minutes_through(cutoff)))
         report.rows_read["staleUploads"] += len(rows)
