@@ -197,7 +197,8 @@ class EnrollmentService:
         for upload in uploads:
             claimed = parse_iso(upload.claimed_at)
             if (upload.status != dom.PROCESSING or not upload.persisted_face_id or claimed is None
-                    or now - claimed < PROCESSING_LEASE or upload.blob_name in self._photos.list_uploads(upload.blob_name)):
+                    or now - claimed < timedelta(seconds=self._settings.upload_processing_lease_seconds)
+                    or upload.blob_name in self._photos.list_uploads(upload.blob_name)):
                 continue
             kept = bool(user.kept_token) and kept_name_for(str(user.kept_token), upload.upload_id) in self._photos.list_kept(
                 f"{user.kept_token}/")
