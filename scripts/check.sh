@@ -12,4 +12,4 @@ echo "== pytest (unit, service, contract, integration, e2e), with branch coverag
 # The service tier's properties run at least 2,000 examples each here (tests/service/support.py).
 HYPOTHESIS_PROFILE=ci $PY -m pytest -q --cov=shared --cov-branch --cov-report=term:skip-covered --cov-fail-under=90 "$@"
 echo "== schemathesis: the API against docs/openapi.json, as a user, an admin and anonymous (reports in .local/schemathesis)"
-$PY scripts/fuzz_api.py --max-examples 100
+$PY scripts/fuzz_api.py --max-examples  25

@@ -93,7 +93,7 @@ def test_a_redelivery_while_the_first_delivery_runs_backs_off(azurite: Azurite, 
     assert face.calls == 1 and face.most == 1
     # And once the first has finished, a further redelivery is a harmless duplicate.
     assert stack.services.enrollment.process_upload(ProcessUpload(slot.blob_name, photo)) == "duplicate"
-    assert stack.services.enrollment.status(user)["photos"][0]["status"] == "accepted"
+    assert stack.services.enrollment.status(user).photos[0].status == "accepted"
 
 
 def test_a_claim_older_than_the_lease_is_taken_over(azurite: Azurite, face_api: Any) -> None:

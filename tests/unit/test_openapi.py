@@ -36,6 +36,8 @@ def registered() -> set[tuple[str, str]]:
             route = b.get("route") or f["name"]
             methods = b.get("methods") or []
             assert methods, f"{f['name']} accepts every method; list them so the spec can document them"
+            # A catch-all {*name} is documented as the path parameter {name} (OpenAPI has no catch-all).
+            route = re.sub(r"\{\*(\w+)\}", r"{\1}", route)
             for m in methods:
                 routes.add((f"{ROUTE_PREFIX}/{route.strip('/')}", m.lower()))
     assert routes, "function_app registers no HTTP routes"
