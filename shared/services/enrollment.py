@@ -196,8 +196,9 @@ class EnrollmentService:
         now, done = self._clock(), False
         for upload in uploads:
             claimed = parse_iso(upload.claimed_at)
-            if (upload.status != dom.PROCESSING or not upload.persisted_face_id or claimed is None
-                    or now - claimed < timedelta(seconds=self._settings.upload_processing_lease_seconds)
+            # No claim means a delivery released it on its way out: it is over, as is one whose lease ran out.
+            in_flight = claimed is not None and now - claimed < timedelta(seconds=self._settings.upload_processing_lease_seconds)
+            if (upload.status != dom.PROCESSING or not upload.persisted_face_id or in_flight
                     or upload.blob_name in self._photos.list_uploads(upload.blob_name)):
                 continue
             kept = bool(user.kept_token) and kept_name_for(str(user.kept_token), upload.upload_id) in self._photos.list_kept(
