@@ -45,7 +45,7 @@ class StaticReply:
 
 
 def blob_origin(settings: Settings) -> str | None:
-    """The origin the browser PUTs photos to (the SAS URLs' scheme://host:port), for connect-src."""
+    """The origin of the photo account's SAS URLs (scheme://host:port): PUT uploads (connect-src), own kept photos (img-src)."""
     uri = settings.blob_service_uri
     if not uri and settings.photo_storage_connection:
         parts = dict(p.split("=", 1) for p in settings.photo_storage_connection.split(";") if "=" in p)
@@ -69,7 +69,8 @@ def content_security_policy(settings: Settings) -> str:
         "default-src 'none'",
         "script-src 'self'",
         "style-src 'self'",
-        "img-src 'self' blob:",
+        # A user's own kept photo is shown from its short-lived read SAS (no CORS needed for an <img>).
+        f"img-src 'self' blob:{f' {upload}' if upload else ''}",
         "media-src 'self' blob: mediastream:",
         f"connect-src {connect}",
         "form-action 'self'",

@@ -22,6 +22,7 @@ const state = {
   idleWarnTimer: null,
   idleCountdown: null,
   signingOut: false,
+  keptReturn: null,    // the "View photo" button to return focus to
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -154,8 +155,10 @@ function wipePage() {
   state.status = null;
   state.terms = null;
   state.storePhotos = null;
-  for (const id of ["about-purposes", "upload-list", "result-list", "mydata-photos", "mydata-receipts"]) clearChildren($(id));
-  for (const id of ["who-name", "mydata-status", "mydata-consent", "mydata-keep", "withdrawn-receipt", "alert"]) $(id).textContent = "";
+  closeKeptPhoto();
+  for (const id of ["about-purposes", "about-retention", "upload-list", "result-list", "mydata-photos", "mydata-kept", "mydata-receipts",
+    "withdrawn-receipt-detail"]) clearChildren($(id));
+  for (const id of ["who-name", "mydata-status", "mydata-consent", "mydata-renewal", "mydata-keep", "withdrawn-receipt", "alert"]) $(id).textContent = "";
 }
 
 async function signOut() {
@@ -469,7 +472,55 @@ function formatDate(iso) {
   return Number.isNaN(date.getTime()) ? iso : date.toLocaleString(document.documentElement.lang, { dateStyle: "long", timeStyle: "short" });
 }
 
-function renderMyData(status) {
+function receiptDetail(receipt) {
+  const list = document.createElement("ul");
+  for (const entry of receipt.erased || []) list.append(li(t("receipt.erased", { kind: t(`kind.${entry.kind}`), count: entry.count })));
+  if (receipt.verified) list.append(li(t("receipt.verified")));
+  if ((receipt.retained || []).length) list.append(li(t("receipt.retained", { items: receipt.retained.join(", ") })));
+  return list;
+}
+
+function closeKeptPhoto() {
+  const img = $("mydata-kept-img");
+  // Dropping the address drops the picture: the read link is short-lived and its reply is never cached.
+  if (img) img.removeAttribute("src");
+  if ($("mydata-kept-view")) $("mydata-kept-view").hidden = true;
+}
+
+async function viewKeptPhoto(photoId, n, button) {
+  const link = await api("GET", `me/photos/${encodeURIComponent(photoId)}`);
+  const img = $("mydata-kept-img");
+  img.alt = t("mydata.kept.alt", { n });
+  img.src = link.url;
+  $("mydata-kept-view").hidden = false;
+  state.keptReturn = button;
+  $("mydata-kept-close").focus();
+}
+
+function renderKept(bundle) {
+  const kept = $("mydata-kept");
+  clearChildren(kept);
+  closeKeptPhoto();
+  const photos = bundle && bundle.keptPhotos ? bundle.keptPhotos.photos : [];
+  if (!bundle) return;
+  if (!photos.length) {
+    kept.append(li(t("mydata.kept.none")));
+    return;
+  }
+  photos.forEach((photo, index) => {
+    const n = index + 1;
+    const item = li(t("mydata.kept.item", { n, date: photo.keptAt ? formatDate(photo.keptAt) : "—" }));
+    const view = document.createElement("button");
+    view.type = "button";
+    view.className = "secondary";
+    view.textContent = t("mydata.kept.view", { n });
+    view.addEventListener("click", () => guarded(() => viewKeptPhoto(photo.photoId, n, view)));
+    item.append(" ", view);
+    kept.append(item);
+  });
+}
+
+function renderMyData(status, bundle = null) {
   state.status = status;
   $("mydata-status").textContent = t(`status.${status.status}`);
   $("mydata-message").textContent = status.message || "";
@@ -477,7 +528,12 @@ function renderMyData(status) {
   $("mydata-consent").textContent = status.consent
     ? t("mydata.consent.value", { version: status.consent.termsVersion, date: formatDate(status.consent.grantedAt) })
     : t("mydata.consent.none");
+  const renewal = Boolean(status.renewalDue && status.consent && status.consent.expiresAt);
+  $("mydata-renewal").textContent = renewal ? t("mydata.renewal", { date: formatDate(status.consent.expiresAt) }) : "";
+  $("mydata-renewal").hidden = !renewal;
+  $("mydata-renew").hidden = !renewal;
   $("mydata-keep").textContent = status.storePhotos ? t("mydata.keep.yes") : t("mydata.keep.no");
+  renderKept(status.storePhotos ? bundle : null);
   $("mydata-keep-toggle").textContent = status.storePhotos ? t("mydata.keep.turnOff") : t("mydata.keep.turnOn");
   $("mydata-keep-toggle").hidden = !status.consent;
   const photos = $("mydata-photos");
@@ -486,17 +542,33 @@ function renderMyData(status) {
   status.photos.forEach((p, index) => photos.append(li(t("result.photo.other", { n: index + 1, status: t(`photo.${p.status}`) }))));
   const receipts = $("mydata-receipts");
   clearChildren(receipts);
-  // The API shows the user the receipt's id only; the receipt itself is for administrators.
-  if (status.receiptId) receipts.append(li(t("mydata.receipt", { id: status.receiptId })));
-  else receipts.append(li(t("mydata.receipts.none")));
-  $("mydata-receipts-note").textContent = status.receiptId ? t("mydata.receipts.unavailable") : "";
+  // Receipts outlive the erasure: the access bundle lists every one, each with what it erased.
+  const all = bundle ? bundle.receipts : [];
+  for (const receipt of all) {
+    const item = li(t("mydata.receipt", { id: receipt.receiptId, date: receipt.completedAt ? formatDate(receipt.completedAt) : "—" }));
+    item.append(receiptDetail(receipt));
+    receipts.append(item);
+  }
+  if (!all.length && status.receiptId) receipts.append(li(t("mydata.receipt", { id: status.receiptId, date: "—" })));
+  if (!receipts.firstChild) receipts.append(li(t("mydata.receipts.none")));
   $("mydata-add").textContent = status.consent ? t("mydata.add") : t("mydata.enroll");
   $("mydata-withdraw").hidden = !status.consent && status.status === "none";
   $("withdraw-confirm").hidden = true;
 }
 
+async function accessBundle() {
+  // Everything held about the caller (needs a multi-factor sign-in); without it the page still shows the status.
+  try {
+    return await api("GET", "me");
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 403) return null;
+    throw error;
+  }
+}
+
 async function openMyData() {
-  renderMyData(await api("GET", "enrollment"));
+  const status = await api("GET", "enrollment");
+  renderMyData(status, await accessBundle());
   show("mydata");
 }
 
@@ -515,6 +587,13 @@ async function withdraw() {
     state.status = status;
     $("withdrawn-receipt").textContent = status && status.receiptId
       ? t("withdrawn.receipt", { id: status.receiptId }) : t("withdrawn.pending");
+    const detail = $("withdrawn-receipt-detail");
+    clearChildren(detail);
+    if (status && status.receiptId) {
+      try {
+        detail.append(receiptDetail(await api("GET", `me/receipts/${encodeURIComponent(status.receiptId)}`)));
+      } catch { /* the number is enough; the details are on "My data" */ }
+    }
     show("withdrawn");
   } finally {
     $("withdraw-yes").disabled = false;
@@ -528,6 +607,26 @@ async function consent(storePhotos) {
   await api("POST", "consent", { termsVersion: state.terms.termsVersion, accepted: true, storePhotos });
 }
 
+async function decline() {
+  // Recorded in the consent ledger, as easily as a consent: the page stops asking.
+  await api("POST", "consent", { termsVersion: state.terms.termsVersion, accepted: false });
+  showDeclined();
+}
+
+function showDeclined() {
+  $("declined-recorded").hidden = false;
+  show("declined");
+}
+
+function retentionItem(kind) {
+  const item = li(t("about.retention.kept", { what: kind.what, keptWhile: kind.keptWhile }));
+  const limit = kind.maxDays !== undefined ? t("about.retention.limit", { n: kind.maxDays, meaning: kind.maxDaysMeaning || "" })
+    : kind.maxMinutes !== undefined ? t("about.retention.limit", { n: kind.maxMinutes, meaning: kind.maxMinutesMeaning || "" })
+      : kind.proofPeriodDays !== undefined ? t("about.retention.proof", { n: kind.proofPeriodDays, meaning: kind.proofPeriodMeaning || "" }) : "";
+  if (limit) item.append(" ", limit);
+  return item;
+}
+
 async function openAbout() {
   state.terms = state.terms || await api("GET", "consent/terms");
   const list = $("about-purposes");
@@ -537,6 +636,15 @@ async function openAbout() {
   $("about-terms-text").textContent = state.terms.text || "";
   $("about-terms-version").textContent = t("about.terms.version", { version: state.terms.termsVersion });
   $("keep-terms").textContent = state.terms.storePhotosText || "";
+  // For how long: from the published retention policy, the same file the purge enforces.
+  const retention = $("about-retention");
+  clearChildren(retention);
+  $("about-retention-version").textContent = "";
+  try {
+    const policy = await api("GET", "privacy/policy");
+    for (const kind of policy.kinds) retention.append(retentionItem(kind));
+    $("about-retention-version").textContent = t("about.retention.version", { version: policy.version });
+  } catch { /* the plain-language paragraph above still says it */ }
   show("about");
 }
 
@@ -558,7 +666,7 @@ function wire() {
     $("keep-fieldset").removeAttribute("aria-invalid");
     show("keep");
   });
-  $("consent-decline").addEventListener("click", () => show("declined"));
+  $("consent-decline").addEventListener("click", () => guarded(decline));
   $("declined-again").addEventListener("click", () => guarded(openAbout));
   $("keep-form").addEventListener("submit", (event) => {
     event.preventDefault();
@@ -590,9 +698,19 @@ function wire() {
   $("mydata-keep-toggle").addEventListener("click", () => guarded(async () => {
     state.terms = state.terms || await api("GET", "consent/terms");
     await consent(!state.status.storePhotos);
-    renderMyData(await api("GET", "enrollment"));
+    renderMyData(await api("GET", "enrollment"), await accessBundle());
     announce(t("mydata.keep.saved"));
     $("mydata-keep-toggle").focus();
+  }));
+  $("mydata-kept-close").addEventListener("click", () => {
+    closeKeptPhoto();
+    if (state.keptReturn) state.keptReturn.focus();
+  });
+  $("mydata-renew").addEventListener("click", () => guarded(async () => {
+    state.terms = await api("GET", "consent/terms");
+    await consent(Boolean(state.status.storePhotos));
+    await openMyData();
+    announce(t("mydata.renewed"));
   }));
   $("mydata-withdraw").addEventListener("click", () => {
     $("withdraw-confirm").hidden = false;
@@ -629,8 +747,10 @@ async function start() {
     const status = await api("GET", "enrollment");
     state.status = status;
     if (status.consent) {
-      renderMyData(status);
+      renderMyData(status, await accessBundle());
       show("mydata");
+    } else if (status.status === "declined") {
+      showDeclined();
     } else {
       await openAbout();
     }

@@ -100,9 +100,12 @@ class StorageClients:
         create-only one is (a user delegation key in Azure, the account key on Azurite)."""
         from azure.storage.blob import BlobSasPermissions
 
-        return self._blob_sas_url(container, blob_name, BlobSasPermissions(read=True), expires_on=expires_on)
+        # rscc: the blob's reply says no-store, so a shared kiosk's browser keeps no copy of the photo.
+        return self._blob_sas_url(container, blob_name, BlobSasPermissions(read=True), expires_on=expires_on,
+                                  cache_control="no-store")
 
-    def _blob_sas_url(self, container: str, blob_name: str, permission: Any, *, expires_on: datetime) -> str:
+    def _blob_sas_url(self, container: str, blob_name: str, permission: Any, *, expires_on: datetime,
+                      cache_control: str | None = None) -> str:
         from azure.storage.blob import generate_blob_sas
 
         service = self.blob_service()
@@ -111,11 +114,13 @@ class StorageClients:
         if self.uses_account_key:
             fields = _parse_connection_string(str(self._settings.photo_storage_connection))
             token = generate_blob_sas(account_name=fields["AccountName"], container_name=container, blob_name=blob_name,
-                                      account_key=fields["AccountKey"], permission=permission, expiry=expires_on, start=start)
+                                      account_key=fields["AccountKey"], permission=permission, expiry=expires_on, start=start,
+                                      cache_control=cache_control)
         else:
             key = self._user_delegation_key(expires_on)
             token = generate_blob_sas(account_name=service.account_name, container_name=container, blob_name=blob_name,
-                                      user_delegation_key=key, permission=permission, expiry=expires_on, start=start)
+                                      user_delegation_key=key, permission=permission, expiry=expires_on, start=start,
+                                      cache_control=cache_control)
         return f"{service.get_blob_client(container, blob_name).url}?{token}"
 
     def _user_delegation_key(self, needed_until: datetime) -> Any:

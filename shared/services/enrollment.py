@@ -54,6 +54,8 @@ log = logging.getLogger("shared.enrollment")
 DETECT_ATTRIBUTES = ("headPose", "blur", "exposure", "occlusion", "mask", "qualityForRecognition")
 REENROLL_MESSAGE = ("The face recognition model was upgraded. Please enroll again: upload new photos "
                     "(POST /api/enrollment/uploads).")
+ERASURE_PENDING_MESSAGE = ("Your consent is withdrawn and your data is being erased. Your deletion receipt "
+                           "will appear here when the erasure is complete.")
 
 
 class EnrollmentService:
@@ -467,7 +469,13 @@ class EnrollmentService:
         if latest is not None and latest.kind == "revocation":
             # Status reflects consent: a withdrawn user is never shown enrolled, even while an
             # erasure is still being finished (or repaired by purge_timer).
-            status, receipt_id = dom.REVOKED, latest.receipt_id
+            status = dom.REVOKED
+            # The tombstone names the receipt from the start; it is shown once the receipt exists, so the
+            # person can read it (GET /api/me/receipts/{id}). Until then the erasure is still finishing.
+            if latest.receipt_id and self._repos.receipts.get(latest.receipt_id) is not None:
+                receipt_id = latest.receipt_id
+            else:
+                message = ERASURE_PENDING_MESSAGE
         elif latest is not None and latest.kind == "decline":
             status = dom.DECLINED
         if status == dom.FAILED and user and user.last_error:

@@ -133,6 +133,10 @@ def test_enroll_with_camera_and_withdraw_using_only_the_keyboard(
     assert_focus_on_heading(page, "about")
     assert "Ada Lovelace" in page.inner_text("#who-name")
     assert page.locator("#about-purposes li").count() >= 1
+    # For how long: one line per kind of data, from the published retention policy the purge enforces.
+    policy = web_stack.app.call("GET", "privacy/policy", user=_oid("ada")).json()
+    page.wait_for_function("(n) => document.querySelectorAll('#about-retention li').length === n", arg=len(policy["kinds"]))
+    assert policy["version"] in page.inner_text("#about-retention-version")
     check_axe(page, axe_source, axe_log, "1 what this is")
     shot(page, screenshots, "02-what-this-is")
     press_on(page, "#about-continue")
@@ -191,8 +195,23 @@ def test_enroll_with_camera_and_withdraw_using_only_the_keyboard(
     wait_screen(page, "mydata")
     assert_focus_on_heading(page, "mydata")
     assert "Enrolled" in page.inner_text("#mydata-status")
+    # The kept photo, listed from the access bundle, and shown from its short-lived read-only link.
+    page.wait_for_selector("#mydata-kept li button")
+    assert page.locator("#mydata-kept li").count() == 1
     check_axe(page, axe_source, axe_log, "7 my data: enrolled")
-    shot(page, screenshots, "09-my-data", mask=["#mydata-consent"])
+    shot(page, screenshots, "09-my-data", mask=["#mydata-consent", "#mydata-kept"])
+    with page.expect_response(lambda r: "/me/photos/" not in r.url and r.request.resource_type == "image"
+                              and "sig=" in r.url) as photo_reply:
+        press_on(page, "#mydata-kept li button")
+    assert photo_reply.value.status == 200
+    # Its reply says no-store (the SAS's rscc), so a shared kiosk's browser keeps no copy.
+    assert photo_reply.value.headers.get("cache-control") == "no-store", photo_reply.value.headers
+    page.wait_for_function("() => document.getElementById('mydata-kept-img').naturalWidth > 0")
+    assert page.evaluate("() => document.activeElement.id") == "mydata-kept-close"
+    check_axe(page, axe_source, axe_log, "7 my data: own kept photo shown")
+    page.keyboard.press("Enter")
+    assert page.evaluate("() => document.getElementById('mydata-kept-img').hasAttribute('src')") is False
+    assert page.evaluate("() => document.activeElement.matches('#mydata-kept li button')")
     press_on(page, "#mydata-withdraw")
     page.wait_for_selector("#withdraw-confirm:not([hidden])")
     assert page.evaluate("() => document.activeElement.id") == "withdraw-title"
@@ -204,12 +223,16 @@ def test_enroll_with_camera_and_withdraw_using_only_the_keyboard(
     assert_focus_on_heading(page, "withdrawn")
     receipt = page.inner_text("#withdrawn-receipt")
     assert re.search(r"receipt number: \S+", receipt), receipt
+    page.wait_for_selector("#withdrawn-receipt-detail li")
+    assert "Face template: 1 erased" in page.inner_text("#withdrawn-receipt-detail")
     check_axe(page, axe_source, axe_log, "withdrawn: receipt")
     shot(page, screenshots, "11-withdrawn", mask=["#withdrawn-receipt"])
     press_on(page, "#withdrawn-mydata")
     wait_screen(page, "mydata")
     assert "Withdrawn" in page.inner_text("#mydata-status")
     assert receipt.split(": ")[-1] in page.inner_text("#mydata-receipts")
+    assert "Kept photos: 1 erased" in page.inner_text("#mydata-receipts")  # the receipt itself, read by its owner
+    assert page.locator("#mydata-kept li").count() == 0
     check_axe(page, axe_source, axe_log, "7 my data: withdrawn, receipt")
     assert web_stack.app.call("GET", "enrollment", user=_oid("ada")).json()["status"] == "revoked"
     assert not problems, problems
@@ -247,8 +270,15 @@ def test_decline_then_a_rejected_photo_shows_its_reasons(
     assert_focus_on_heading(page, "declined")
     check_axe(page, axe_source, axe_log, "2 consent declined: the badge alternative")
     shot(page, screenshots, "03b-declined")
-    # Declining stored nothing: no consent, no enrollment.
-    assert web_stack.app.call("GET", "enrollment", user=_oid("grace")).json()["consent"] is None
+    # Declining is recorded (the ledger has it, the status says so), and stored nothing else.
+    status = web_stack.app.call("GET", "enrollment", user=_oid("grace")).json()
+    assert status["consent"] is None and status["status"] == "declined", status
+    ledger = web_stack.app.call("GET", "me", user=_oid("grace")).json()["consentLedger"]
+    assert [e["kind"] for e in ledger] == ["decline"], ledger
+    # So the page stops asking: coming back shows the choice made, and a way to change it.
+    page.reload()
+    wait_screen(page, "declined")
+    assert page.locator("#declined-recorded").is_visible()
     page.click("#declined-again")
     wait_screen(page, "about")
     page.click("#about-continue")

@@ -69,7 +69,8 @@ def enroll(stack: AppStack, user: str, employee: str, photos: list[str], *, stor
 def assert_erased(stack: AppStack, user: str, row: dict[str, Any], group: str) -> dict[str, Any]:
     # "revoked" shows as soon as the tombstone is written (a withdrawn user never shows enrolled); the
     # erasure itself finishes in the same delivery.
-    status = stack.wait_status(user, lambda s: s["status"] == "revoked")
+    # The receipt id is shown once the receipt exists (the erasure is done), so it can be read at once.
+    status = stack.wait_status(user, lambda s: s["status"] == "revoked" and "receiptId" in s)
     stack.host.wait_idle()
     client = FaceRestClient(endpoint=stack.face.endpoint, key="k")
     with pytest.raises(PersonNotFound):
@@ -184,7 +185,10 @@ def test_a_dead_lettered_erasure_is_repaired_by_purge(app_stack: AppStack, tmp_p
         assert app_stack.call("DELETE", "enrollment", user=user).status_code == 202
         app_stack.host.wait_for(lambda: any(user in json.dumps(m) for m in peek_deadletter(app_stack, "--queue", "revocations")),
                                 timeout=240, interval=2.0)
-        assert app_stack.call("GET", "enrollment", user=user).json()["status"] == "revoked"
+        pending = app_stack.call("GET", "enrollment", user=user).json()
+        # Revoked at once, but no receipt is promised before the erasure is done: the person is told so.
+        assert pending["status"] == "revoked" and "receiptId" not in pending, pending
+        assert "being erased" in pending["message"]
     finally:
         app_stack.face.configure(faultRate=0.0)
     assert footprint()["erasable"]["facePersons"] == 1  # not erased yet
