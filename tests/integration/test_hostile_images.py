@@ -15,7 +15,7 @@ from shared import images
 from shared.images import ImageRejected, validate_image
 from tests.hostile import corpus
 
-pytestmark = pytest.mark.unit
+pytestmark = pytest.mark.integration
 
 COSTLY = "tooCostly"
 
