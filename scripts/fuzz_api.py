@@ -40,15 +40,17 @@ AS = {
 }
 
 
-def run_as(who: str, url: str, *, max_examples: int, seed: int, workers: int) -> int:
+def start_as(who: str, url: str, *, max_examples: int, seed: int, workers: int) -> tuple[subprocess.Popen[bytes], Path]:
+    """Starts one schemathesis run (its own process, so the three roles run side by side) logging to a file."""
     report_dir = REPORTS / who
     report_dir.mkdir(parents=True, exist_ok=True)
     st = Path(sys.executable).with_name("st")
     args = [str(st), "run", str(SPEC), "--url", url, "--checks", "all", "--max-examples", str(max_examples),
             "--seed", str(seed), "--phases", "examples,coverage,fuzzing,stateful", "--workers", str(workers), "--request-timeout", "60",
             "--report", "junit", "--report-dir", str(report_dir), "--no-color", *AS[who]]
-    print(f"== schemathesis as {who}", flush=True)
-    return subprocess.run(args, cwd=ROOT, check=False).returncode
+    log = report_dir / "output.txt"
+    with open(log, "wb") as out:
+        return subprocess.Popen(args, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT), log
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,8 +72,15 @@ def main(argv: list[str] | None = None) -> int:
                                 host_args=["--no-timers"])
     with context as stack:
         url = args.url or stack.host_url
-        codes = {who: run_as(who, url, max_examples=args.max_examples, seed=args.seed, workers=args.workers)
-                 for who in args.who.split(",")}
+        # The roles are independent (each its own principal), so they run at once; the outputs are
+        # printed one after the other.
+        runs = {who: start_as(who, url, max_examples=args.max_examples, seed=args.seed, workers=args.workers)
+                for who in args.who.split(",")}
+        codes = {who: proc.wait() for who, (proc, _) in runs.items()}
+    for who, (_, log) in runs.items():
+        print(f"== schemathesis as {who}", flush=True)
+        sys.stdout.write(log.read_text(errors="replace"))
+        sys.stdout.flush()
     print("schemathesis:", ", ".join(f"{who} {'passed' if code == 0 else 'FAILED'}" for who, code in codes.items()))
     return 0 if all(code == 0 for code in codes.values()) else 1
 
