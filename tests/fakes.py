@@ -264,7 +264,9 @@ class FakeFace(_Hooked):
     """``FacePort`` in memory. Training completes after ``train_polls`` status calls (0: at once).
 
     Knobs for tests: ``quality[identity] = {...}`` overrides detect's attributes for an identity,
-    ``faces_in[identity] = n`` makes detect find n faces, ``fail_training = True`` fails the next training.
+    ``faces_in[identity] = n`` makes detect find n faces, ``fail_training = True`` fails the next training,
+    ``limited_access_approved = False`` answers every Limited Access call (groups, persons, faces, identify,
+    verify, detect with a faceId) with 403 UnsupportedFeature, as Face does before Microsoft's approval.
     """
 
     def __init__(self, *, train_polls: int = 0) -> None:
@@ -274,12 +276,17 @@ class FakeFace(_Hooked):
         self.faces_in: dict[int, int] = {}
         self.train_polls = train_polls
         self.fail_training = False
+        self.limited_access_approved = True
         self._polls: dict[str, int] = {}
         self.calls: list[str] = []
 
-    def _at(self, name: str) -> None:
+    def _at(self, name: str, *, limited: bool = True) -> None:
         self.calls.append(name)
         self.hook(f"face.{name}")
+        if limited and not self.limited_access_approved:
+            raise errors.LimitedAccessNotApproved(
+                "Feature is not supported, missing approval for one or more of the following features: "
+                "Identification,Verification.", code="UnsupportedFeature", status=403)
 
     def _group(self, group_id: str) -> _Group:
         g = self.groups.get(group_id)
@@ -429,7 +436,7 @@ class FakeFace(_Hooked):
     # recognition
     def detect(self, image: bytes, *, return_face_id: bool = True, attributes: Sequence[str] = (),
                recognition_model: str | None = None) -> list[DetectedFace]:
-        self._at("detect")
+        self._at("detect", limited=return_face_id)  # detect without a faceId needs no approval
         out = []
         for n, identity in enumerate(self._faces(image)):
             face_id = str(uuid.uuid4()) if return_face_id else None
