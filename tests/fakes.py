@@ -520,3 +520,56 @@ class FakePublisher(_Hooked):
 
 def fingerprint(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:12]
+
+
+# --- readiness probes --------------------------------------------------------------------------------
+class FakeStorageProbe:
+    """``StorageProbePort`` in memory. ``fail`` (an exception) makes every call raise it; ``hang`` (seconds)
+    makes every call sleep first, as a storage account that stopped answering."""
+
+    def __init__(self) -> None:
+        self.tables: set[str] = set()
+        self.containers: set[str] = set()
+        self.fail: Exception | None = None
+        self.hang = 0.0
+
+    def _act(self) -> None:
+        if self.hang:
+            import time
+
+            time.sleep(self.hang)
+        if self.fail is not None:
+            raise self.fail
+
+    def ensure_tables(self, tables: Sequence[str]) -> list[str]:
+        self._act()
+        created = [t for t in tables if t not in self.tables]
+        self.tables.update(created)
+        return created
+
+    def ensure_container(self, container: str) -> bool:
+        self._act()
+        created = container not in self.containers
+        self.containers.add(container)
+        return created
+
+
+class FakeBusProbe:
+    """``BusProbePort`` in memory: ``entities`` holds queue names and ``topic/subscription`` names that exist;
+    ``fail`` raises for every entity."""
+
+    def __init__(self, entities: set[str] | None = None) -> None:
+        self.entities = entities if entities is not None else set()
+        self.fail: Exception | None = None
+
+    def _check(self, entity: str) -> None:
+        if self.fail is not None:
+            raise self.fail
+        if entity not in self.entities:
+            raise errors.ProbeNotFound(f"{entity} does not exist")
+
+    def check_queue(self, queue: str) -> None:
+        self._check(queue)
+
+    def check_subscription(self, topic: str, subscription: str) -> None:
+        self._check(f"{topic}/{subscription}")
