@@ -135,7 +135,7 @@ def test_storage_stopped_fails_the_storage_checks_within_the_time_bound(own_azur
     started = time.monotonic()
     r = requests.get(f"{host.url}/api/admin/readiness", headers=headers, timeout=60)
     elapsed = time.monotonic() - started
-    print(f"readiness with Azurite stopped answered in {elapsed:.2f} s")  # noqa: T201 - the measured figure (-s)
+    print(f"readiness with Azurite stopped answered in {elapsed:.2f} s")  # the measured figure (run with -s)
     assert r.status_code == 200, r.text
     assert elapsed < DEFAULT_TIMEOUT_SECONDS * 2 + 2, elapsed  # the quota charge's bound, then the checks'
     body = r.json()
