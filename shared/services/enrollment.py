@@ -33,7 +33,7 @@ from shared.errors import (
     RecordConflict,
     TransientFailure,
 )
-from shared.images import TOO_LARGE, ImageRejected, limits_from, validate_image
+from shared.images import TOO_LARGE, ImageRejected, ValidatedImage, limits_from, validate_image
 from shared.ports import FacePort, FaceRectangle, PhotoStorePort
 from shared.results import (
     ConsentInForce,
@@ -312,7 +312,7 @@ class EnrollmentService:
         except ImageRejected as exc:
             return self._reject(upload, codes=(exc.code,), reasons=(exc.reason,))
         try:
-            added = self._add_to_group(upload, image.data)
+            added = self._add_to_group(upload, image)
         except LimitedAccessNotApproved:
             return self._not_approved(upload)
         if isinstance(added, str):
@@ -332,14 +332,14 @@ class EnrollmentService:
         log.info("upload accepted")  # no upload id: it names a blob of one person (the invocation id correlates)
         return "accepted"
 
-    def _add_to_group(self, upload: Upload, data: bytes) -> tuple[ActiveGroup, str] | str:
+    def _add_to_group(self, upload: Upload, image: ValidatedImage) -> tuple[ActiveGroup, str] | str:
         """Up to and including add-face: the steps that need Face's Limited Access (the group, the person,
         the face). Returns the group and person, or the outcome when the photo was rejected."""
         user_key = upload.user_key
         group = self._groups.active()
         assert group is not None
         try:
-            faces = self._face.detect(data, attributes=DETECT_ATTRIBUTES, recognition_model=group.recognition_model,
+            faces = self._face.detect(image.data, attributes=DETECT_ATTRIBUTES, recognition_model=group.recognition_model,
                                       return_face_id=False)
         except FaceInvalidImage:
             return self._reject(upload, codes=("notAnImage",),
@@ -354,7 +354,7 @@ class EnrollmentService:
             self._audit.write("quality.overridden", actor=override.admin if override else "admin",
                               subject=user_key, uploadId=upload.upload_id, codes=list(verdict.codes))
         person_id = self._ensure_person(user_key, group)
-        self._add_face_once(upload, person_id, group, data, faces[0].rectangle)
+        self._add_face_once(upload, person_id, group, image.data, faces[0].rectangle)
         return group, person_id
 
     def _not_approved(self, upload: Upload) -> str:
