@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # types only: the modules are imported on first build (cold s
     from shared.services.groups import GroupDirectory, TrainingCoordinator
     from shared.services.purge import PurgeService
     from shared.services.quotas import QuotaService
+    from shared.services.readiness import ReadinessService
     from shared.services.reenrollment import ReenrollmentService
     from shared.services.revocation import RevocationService
 
@@ -54,6 +55,7 @@ class Services:
     reenrollment: ReenrollmentService
     access: AccessService
     quotas: QuotaService
+    readiness: ReadinessService
 
 
 def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None = None,
@@ -75,7 +77,8 @@ def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None =
     from shared.services.reenrollment import ReenrollmentService
     from shared.services.revocation import RevocationService
 
-    quiet_sdk_logging()  # the operator CLIs build services without importing function_app
+    quiet_sdk_logging()
+    given_records = records  # the operator CLIs build services without importing function_app
     clients = StorageClients(settings, credential=credential)
     if records is None:
         from shared.adapters.table_records import TableRecords
@@ -86,6 +89,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None =
 
         photos = BlobPhotoStore(clients, uploads_container=settings.uploads_container,
                                 kept_container=settings.kept_photos_container)
+    face_given = face
     if face is None:
         from shared.adapters.face_rest import FaceRestClient
 
@@ -121,10 +125,57 @@ def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None =
     access = AccessService(repos=repos, photos=photos, audit=audit, consent=consent, enrollment=enrollment,
                            footprint=footprint, revocation=revocation, clock=clock, sas_ttl_minutes=settings.sas_ttl_minutes,
                            audit_retention_days=settings.audit_retention_days)
+    readiness = _readiness(settings, clock=clock, face=face, repos=repos, audit=audit, credential=credential,
+                           own_face=face_given is None, own_records=given_records is None)
     return Services(settings=settings, records=records, repos=repos, photos=photos, face=face, publisher=publisher,
                     audit=audit, groups=groups, training=training, consent=consent, enrollment=enrollment,
                     revocation=revocation, footprint=footprint, purge=purge, reenrollment=reenrollment, access=access,
-                    quotas=quotas)
+                    quotas=quotas, readiness=readiness)
+
+
+#: Connect and read timeout of each readiness probe's own clients, and their retries: none. Below the
+#: service's per-check bound (5 s), so a probe's thread ends soon after a dependency stops answering.
+PROBE_IO_TIMEOUT_SECONDS = 3.0
+
+
+def _readiness(settings: Settings, *, clock: Clock, face: FacePort, repos: Repositories, audit: AuditLog,
+               credential: Any, own_face: bool, own_records: bool) -> ReadinessService:
+    """Readiness gets clients of its own that fail fast (short timeouts, no retries): the app's clients
+    retry for up to a minute, which is right for work and wrong for a health report. Fakes given by tests
+    are used as they are. Nothing connects here."""
+    from shared.adapters.readiness_probes import (
+        ServiceBusProbe,
+        StandInBusProbe,
+        StorageProbe,
+        fast_client_options,
+    )
+    from shared.services.readiness import ReadinessService
+
+    timeout = PROBE_IO_TIMEOUT_SECONDS
+    storage = StorageProbe(settings, timeout=timeout, credential=credential)
+    bus: Any
+    if settings.uses_storage_queue_bus:
+        bus = StandInBusProbe(connection_string=str(settings.photo_storage_connection), timeout=timeout)
+    else:
+        from shared.adapters.azure_storage import StorageClients
+
+        bus = ServiceBusProbe(fully_qualified_namespace=str(settings.servicebus_namespace),
+                              credential=credential or StorageClients(settings).credential(), timeout=timeout)
+    probe_face = face
+    if own_face:
+        from shared.adapters.face_rest import FaceRestClient
+
+        probe_face = FaceRestClient.from_settings(settings, max_retries=0, timeout=timeout)
+    heartbeats = repos.heartbeats
+    if own_records:
+        from shared.adapters.azure_storage import StorageClients
+        from shared.adapters.repositories import Repositories
+        from shared.adapters.table_records import TableRecords
+
+        fast = StorageClients(settings, credential=credential, client_options=fast_client_options(timeout))
+        heartbeats = Repositories(TableRecords(fast, prefix=settings.table_prefix)).heartbeats
+    return ReadinessService(settings=settings, face=probe_face, storage=storage, bus=bus, heartbeats=heartbeats,
+                            audit=audit, clock=clock)
 
 
 _lock = threading.Lock()

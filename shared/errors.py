@@ -30,6 +30,14 @@ class FaceAuthError(FaceError):
     """401/403: the credential was refused (or Limited Access is missing)."""
 
 
+class LimitedAccessNotApproved(FaceAuthError):
+    """403 ``UnsupportedFeature``: the subscription is not (yet) approved for Face's Limited Access features
+    (identification, verification, LargePersonGroup, faceId). Never retried: only Microsoft's approval of
+    the intake form (https://aka.ms/facerecognition) changes the answer, which takes days, not seconds."""
+
+    form_url = "https://aka.ms/facerecognition"
+
+
 class FaceBadRequest(FaceError):
     """400 BadArgument and friends: the request itself is wrong."""
 
@@ -80,6 +88,24 @@ class FaceConcurrentOperationConflict(FaceConflict, FaceTransientError):
 
 class FaceQuotaExceeded(FaceError):
     """403 QuotaExceeded: group, person or persisted-face count limit reached (not an auth problem)."""
+
+
+# --- dependency probes (readiness) ----------------------------------------------------------------
+class ProbeFailed(FaceEnrollmentError):
+    """A readiness probe found a dependency unusable. Adapters raise the subclasses below, with a message
+    that names the entity but never a key, a connection string or a token."""
+
+
+class ProbeNotFound(ProbeFailed):
+    """The entity (table, container, queue, subscription) does not exist."""
+
+
+class ProbeDenied(ProbeFailed):
+    """The dependency answered, but refused the app's identity (401/403)."""
+
+
+class ProbeUnreachable(ProbeFailed):
+    """No answer: connection refused, DNS, TLS or a timeout."""
 
 
 # --- records (Table storage) --------------------------------------------------------------------

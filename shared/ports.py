@@ -128,3 +128,27 @@ class PhotoStorePort(Protocol):
     def read_kept(self, kept_name: str) -> bytes: ...
     def list_kept(self, prefix: str = "") -> list[str]: ...
     def delete_kept(self, kept_name: str) -> bool: ...
+
+
+# --- Readiness probes ---------------------------------------------------------------------------
+# Each probe returns on success and raises shared.errors.ProbeNotFound / ProbeDenied / ProbeUnreachable
+# (never an SDK error, never a message holding a key, a connection string or a token).
+class StorageProbePort(Protocol):
+    def ensure_tables(self, tables: Sequence[str]) -> list[str]:
+        """Each table (names without the app's prefix) exists afterwards; returns those created now, as the
+        app would on first use (proving its identity may)."""
+        ...
+
+    def ensure_container(self, container: str) -> bool:
+        """The container exists afterwards; True if it was created now."""
+        ...
+
+
+class BusProbePort(Protocol):
+    def check_queue(self, queue: str) -> None:
+        """The queue exists and the app may receive from it (a peek: nothing is locked or consumed)."""
+        ...
+
+    def check_subscription(self, topic: str, subscription: str) -> None:
+        """The topic subscription exists and the app may receive from it (a peek)."""
+        ...

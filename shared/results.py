@@ -233,3 +233,34 @@ class PurgeReport:
             "rowsRead": dict(self.rows_read), "orphanScan": dict(self.orphan_scan), "stepMs": dict(self.step_ms),
             "errors": list(self.errors), "durationMs": self.duration_ms,
         }
+
+
+@dataclass(frozen=True)
+class ReadinessCheck:
+    """One dependency exercised by GET /api/admin/readiness: ``status`` is ``ok``, ``warning`` or ``failed``;
+    ``next_step`` says what to do about anything but ``ok`` (None when there is nothing to do)."""
+
+    name: str
+    status: str
+    detail: str
+    next_step: str | None = None
+
+    def as_json(self) -> dict[str, object]:
+        return {"name": self.name, "status": self.status, "detail": self.detail, "nextStep": self.next_step}
+
+
+@dataclass(frozen=True)
+class ReadinessReport:
+    """``ready`` when no check failed (warnings do not make a deployment unready)."""
+
+    checked_at: str
+    timeout_seconds: float
+    checks: tuple[ReadinessCheck, ...]
+
+    @property
+    def ready(self) -> bool:
+        return all(c.status != "failed" for c in self.checks)
+
+    def as_json(self) -> dict[str, object]:
+        return {"ready": self.ready, "checkedAt": self.checked_at, "timeoutSeconds": self.timeout_seconds,
+                "checks": [c.as_json() for c in self.checks]}

@@ -99,6 +99,10 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("WEBSITE_AUTH_ENABLED", None, "local",
                 "Set by App Service itself to `True` when App Service Authentication is on. Never set it by hand "
                 "in Azure; locally it simulates Easy Auth being on."),
+    SettingSpec("WEBSITE_SITE_NAME", None, "local",
+                "Set by App Service itself to the app's name; never set it by hand. Readiness "
+                "(`GET /api/admin/readiness`) uses it to tell Azure from the local stack, where "
+                "`PRINCIPAL_SOURCE=local` is expected."),
     SettingSpec("AUTH_TENANT_ID", None, "azure",
                 "Entra tenant id. When set, a principal whose `tid` claim differs is refused with 401."),
     SettingSpec("MFA_AMR_VALUES", "mfa,ngcmfa,fido", "both",
@@ -231,6 +235,7 @@ class Settings:
     admin_role: str = _str(_NO_ENV, "ADMIN_ROLE")
     principal_source: str = _str(_NO_ENV, "PRINCIPAL_SOURCE")
     website_auth_enabled: bool = False
+    website_site_name: str | None = None
     auth_tenant_id: str | None = None
     mfa_amr_values: frozenset[str] = _amr_values(_NO_ENV)
     termination_event_types: tuple[str, ...] = _event_types(_NO_ENV)
@@ -252,6 +257,11 @@ class Settings:
     audit_retention_days: int = _int(_NO_ENV, "AUDIT_RETENTION_DAYS")
     audit_hash_key: str = "local-development-audit-key"
     quality: Thresholds = field(default_factory=lambda: _thresholds(_NO_ENV))
+
+    @property
+    def hosted_in_azure(self) -> bool:
+        """App Service (Functions included) sets WEBSITE_SITE_NAME on every app; the local stack never does."""
+        return bool(self.website_site_name)
 
     @property
     def uses_storage_queue_bus(self) -> bool:
@@ -304,6 +314,7 @@ class Settings:
             admin_role=_str(e, "ADMIN_ROLE"),
             principal_source=principal_source,
             website_auth_enabled=_str(e, "WEBSITE_AUTH_ENABLED").strip().lower() == "true",
+            website_site_name=_opt(e, "WEBSITE_SITE_NAME"),
             auth_tenant_id=(_opt(e, "AUTH_TENANT_ID") or "").strip().lower() or None,
             mfa_amr_values=_amr_values(e),
             termination_event_types=_event_types(e),

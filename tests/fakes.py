@@ -264,7 +264,9 @@ class FakeFace(_Hooked):
     """``FacePort`` in memory. Training completes after ``train_polls`` status calls (0: at once).
 
     Knobs for tests: ``quality[identity] = {...}`` overrides detect's attributes for an identity,
-    ``faces_in[identity] = n`` makes detect find n faces, ``fail_training = True`` fails the next training.
+    ``faces_in[identity] = n`` makes detect find n faces, ``fail_training = True`` fails the next training,
+    ``limited_access_approved = False`` answers every Limited Access call (groups, persons, faces, identify,
+    verify, detect with a faceId) with 403 UnsupportedFeature, as Face does before Microsoft's approval.
     """
 
     def __init__(self, *, train_polls: int = 0) -> None:
@@ -274,12 +276,17 @@ class FakeFace(_Hooked):
         self.faces_in: dict[int, int] = {}
         self.train_polls = train_polls
         self.fail_training = False
+        self.limited_access_approved = True
         self._polls: dict[str, int] = {}
         self.calls: list[str] = []
 
-    def _at(self, name: str) -> None:
+    def _at(self, name: str, *, limited: bool = True) -> None:
         self.calls.append(name)
         self.hook(f"face.{name}")
+        if limited and not self.limited_access_approved:
+            raise errors.LimitedAccessNotApproved(
+                "Feature is not supported, missing approval for one or more of the following features: "
+                "Identification,Verification.", code="UnsupportedFeature", status=403)
 
     def _group(self, group_id: str) -> _Group:
         g = self.groups.get(group_id)
@@ -429,7 +436,7 @@ class FakeFace(_Hooked):
     # recognition
     def detect(self, image: bytes, *, return_face_id: bool = True, attributes: Sequence[str] = (),
                recognition_model: str | None = None) -> list[DetectedFace]:
-        self._at("detect")
+        self._at("detect", limited=return_face_id)  # detect without a faceId needs no approval
         out = []
         for n, identity in enumerate(self._faces(image)):
             face_id = str(uuid.uuid4()) if return_face_id else None
@@ -513,3 +520,56 @@ class FakePublisher(_Hooked):
 
 def fingerprint(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:12]
+
+
+# --- readiness probes --------------------------------------------------------------------------------
+class FakeStorageProbe:
+    """``StorageProbePort`` in memory. ``fail`` (an exception) makes every call raise it; ``hang`` (seconds)
+    makes every call sleep first, as a storage account that stopped answering."""
+
+    def __init__(self) -> None:
+        self.tables: set[str] = set()
+        self.containers: set[str] = set()
+        self.fail: Exception | None = None
+        self.hang = 0.0
+
+    def _act(self) -> None:
+        if self.hang:
+            import time
+
+            time.sleep(self.hang)
+        if self.fail is not None:
+            raise self.fail
+
+    def ensure_tables(self, tables: Sequence[str]) -> list[str]:
+        self._act()
+        created = [t for t in tables if t not in self.tables]
+        self.tables.update(created)
+        return created
+
+    def ensure_container(self, container: str) -> bool:
+        self._act()
+        created = container not in self.containers
+        self.containers.add(container)
+        return created
+
+
+class FakeBusProbe:
+    """``BusProbePort`` in memory: ``entities`` holds queue names and ``topic/subscription`` names that exist;
+    ``fail`` raises for every entity."""
+
+    def __init__(self, entities: set[str] | None = None) -> None:
+        self.entities = entities if entities is not None else set()
+        self.fail: Exception | None = None
+
+    def _check(self, entity: str) -> None:
+        if self.fail is not None:
+            raise self.fail
+        if entity not in self.entities:
+            raise errors.ProbeNotFound(f"{entity} does not exist")
+
+    def check_queue(self, queue: str) -> None:
+        self._check(queue)
+
+    def check_subscription(self, topic: str, subscription: str) -> None:
+        self._check(f"{topic}/{subscription}")

@@ -207,6 +207,22 @@ def purge_now(req: func.HttpRequest) -> func.HttpResponse:
     return _respond(run)
 
 
+@bp.route(route="admin/readiness", methods=["GET"], auth_level=ANON)
+def readiness(req: func.HttpRequest) -> func.HttpResponse:
+    """Exercises every dependency and says what to do about each (200 with ready true/false; admin, MFA)."""
+    def run() -> Reply:
+        from shared.bootstrap import services, settings
+        from shared.http_api import principal_from
+
+        # Not _ctx: its quota charge writes to Table storage, which may be the very dependency that is down.
+        # The service charges it within its time bound instead (a 429 still comes back as a 429).
+        p = principal_from(req.headers, settings(), admin="read the readiness report")
+        s = services()
+        report = s.readiness.check(actor=p.user_key, charge=lambda: s.quotas.charge_request(p.user_key))
+        return Reply(200, report.as_json())
+    return _respond(run)
+
+
 @bp.route(route="admin/reenrollments", methods=["POST"], auth_level=ANON)
 def start_reenrollment(req: func.HttpRequest) -> func.HttpResponse:
     def run() -> Reply:

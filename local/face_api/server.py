@@ -122,18 +122,53 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "rateLimitPerSecond": None, "latencyMs": 0, "faultRate": 0.0, "faultStatuses": [500, 503],
     "slowRate": 0.0, "slowMs": 0, "failNext": [], "synthetic": False,
     "trainBaseMs": 50, "trainPerFaceUs": 5.0, "seed": None,
+    "limitedAccessApproved": True, "unsupportedFeatureShape": "documented",
 }
+
+#: Limited Access refused, as Face answers it before Microsoft approves the subscription. "documented" is the
+#: error-code table's shape (https://learn.microsoft.com/azure/ai-services/computer-vision/reference-face-error-codes:
+#: 403 UnsupportedFeature); "observed" is what the service has been seen to send, the same code as the
+#: innererror of an InvalidRequest (https://learn.microsoft.com/answers/questions/1326420).
+UNSUPPORTED_FEATURE_MESSAGE = ("Feature is not supported, missing approval for one or more of the following features: "
+                               "Identification,Verification. Please apply for access at https://aka.ms/facerecognition")
+UNSUPPORTED_FEATURE_SHAPES = ("documented", "observed")
+#: Env var: start with Limited Access not approved (any of these values), as a fresh subscription is.
+LIMITED_ACCESS_ENV = "FACE_EMULATOR_LIMITED_ACCESS"
+_UNAPPROVED_VALUES = ("unapproved", "notapproved", "denied", "false", "0", "off")
+
+
+def limited_access_approved_from_env(value: str | None) -> bool:
+    return (value or "").strip().lower() not in _UNAPPROVED_VALUES
+
+
+def _is_limited_access(req: Request) -> bool:
+    """The operations Limited Access gates: LargePersonGroup (and everything under it), identify, verify, and
+    detect when it returns a faceId (detect without one needs no approval)."""
+    if req.path.startswith("/largepersongroups") or req.path in ("/identify", "/verify"):
+        return True
+    return req.path == "/detect" and req.query.get("returnFaceId", "true").strip().lower() != "false"
+
+
+def unsupported_feature(shape: str) -> Response:
+    if shape == "observed":
+        body = {"error": {"code": "InvalidRequest", "message": "Invalid request has been sent.",
+                          "innererror": {"code": "UnsupportedFeature", "message": UNSUPPORTED_FEATURE_MESSAGE}}}
+    else:
+        body = {"error": {"code": "UnsupportedFeature", "message": UNSUPPORTED_FEATURE_MESSAGE}}
+    return Response(403, body)
 
 
 class Emulator:
     """The whole service minus the socket: ``handle(method, raw_path, headers, body)``."""
 
     def __init__(self, *, data_dir: Path | None = None, key: str | None = None,
-                 extra_models: list[str] | None = None, synthetic: bool = False) -> None:
+                 extra_models: list[str] | None = None, synthetic: bool = False,
+                 limited_access_approved: bool = True) -> None:
         self.store = Store(data_dir)
         self.key = key
         self.models = tuple(BUILTIN_MODELS) + tuple(m for m in (extra_models or []) if m not in BUILTIN_MODELS)
         self.synthetic_default = synthetic
+        self.limited_access_default = limited_access_approved
         self.face_ids = FaceIdCache()
         self._cfg_lock = threading.Lock()
         self._stats_lock = threading.Lock()
@@ -151,6 +186,7 @@ class Emulator:
         with self._cfg_lock:
             self.config = dict(json.loads(json.dumps(DEFAULT_CONFIG)))
             self.config["synthetic"] = self.synthetic_default
+            self.config["limitedAccessApproved"] = self.limited_access_default
             self._rng = random.Random()
             self._apply_training_knobs()
 
@@ -202,6 +238,10 @@ class Emulator:
                     raise _bad("'failNext' items are {\"status\": 429|500|503, \"retryAfter\": int|null}.")
         if "synthetic" in cfg and not isinstance(cfg["synthetic"], bool):
             raise _bad("'synthetic' must be a boolean.")
+        if "limitedAccessApproved" in cfg and not isinstance(cfg["limitedAccessApproved"], bool):
+            raise _bad("'limitedAccessApproved' must be a boolean.")
+        if "unsupportedFeatureShape" in cfg and cfg["unsupportedFeatureShape"] not in UNSUPPORTED_FEATURE_SHAPES:
+            raise _bad("'unsupportedFeatureShape' must be one of " + ", ".join(UNSUPPORTED_FEATURE_SHAPES) + ".")
         with self._cfg_lock:
             for k, v in cfg.items():
                 if k == "failNext":
@@ -295,6 +335,10 @@ class Emulator:
     def _face(self, req: Request) -> Response:
         if not self._auth_ok(req.headers):
             return Response(401, {"error": {"code": "401", "message": RESPONSE_401}})
+        with self._cfg_lock:
+            approved, shape = self.config["limitedAccessApproved"], self.config["unsupportedFeatureShape"]
+        if not approved and _is_limited_access(req):
+            return unsupported_feature(str(shape))
         with self._cfg_lock:
             forced = self.config["failNext"].pop(0) if self.config["failNext"] else None
             wait = None if forced else self._take_token()

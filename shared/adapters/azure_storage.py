@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -17,9 +18,13 @@ def _parse_connection_string(conn: str) -> dict[str, str]:
 class StorageClients:
     """Builds the SDK clients on first use (cold start) and caches them for the process."""
 
-    def __init__(self, settings: Settings, *, credential: Any = None) -> None:
+    def __init__(self, settings: Settings, *, credential: Any = None,
+                 client_options: Mapping[str, Any] | None = None) -> None:
+        """``client_options`` go to every SDK client (e.g. ``connection_timeout``, ``read_timeout``,
+        ``retry_total``: readiness probes fail fast instead of retrying for half a minute)."""
         self._settings = settings
         self._credential = credential
+        self._options = dict(client_options or {})
         self._lock = threading.Lock()
         self._tables: Any = None
         self._blobs: Any = None
@@ -46,10 +51,10 @@ class StorageClients:
 
                 conn = self._settings.photo_storage_connection
                 if conn:
-                    self._tables = TableServiceClient.from_connection_string(conn)
+                    self._tables = TableServiceClient.from_connection_string(conn, **self._options)
                 else:
                     self._tables = TableServiceClient(endpoint=str(self._settings.table_service_uri),
-                                                      credential=self.credential())
+                                                      credential=self.credential(), **self._options)
             return self._tables
 
     def blob_service(self) -> Any:
@@ -59,10 +64,10 @@ class StorageClients:
 
                 conn = self._settings.photo_storage_connection
                 if conn:
-                    self._blobs = BlobServiceClient.from_connection_string(conn)
+                    self._blobs = BlobServiceClient.from_connection_string(conn, **self._options)
                 else:
                     self._blobs = BlobServiceClient(account_url=str(self._settings.blob_service_uri),
-                                                    credential=self.credential())
+                                                    credential=self.credential(), **self._options)
             return self._blobs
 
     def table(self, name: str) -> Any:

@@ -24,27 +24,38 @@ def scrub(text: str) -> str:
     return cleaned if len(cleaned) <= _MAX_MESSAGE else cleaned[: _MAX_MESSAGE - 3] + "..."
 
 
-def _error_fields(body: bytes | str | None) -> tuple[str, str]:
-    """(code, message) from ``{"error":{"code","message"}}``, the legacy ``{"error":{"statusCode",
-    "message"}}`` or a bare ``{"code","message"}``; ("", "") when the body says nothing useful."""
+def _error_fields(body: bytes | str | None) -> tuple[str, str, str]:
+    """(code, message, inner code) from ``{"error":{"code","message","innererror"}}``, the legacy
+    ``{"error":{"statusCode","message"}}`` or a bare ``{"code","message"}``; empty strings when the body
+    says nothing useful."""
     if not body:
-        return "", ""
+        return "", "", ""
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError):
-        return "", ""
+        return "", "", ""
     if not isinstance(data, dict):
-        return "", ""
+        return "", "", ""
     err = data.get("error", data)
     if not isinstance(err, dict):
-        return "", str(err) if isinstance(err, str) else ""
+        return "", str(err) if isinstance(err, str) else "", ""
     code = err.get("code")
     message = err.get("message")
     inner = err.get("innererror")
+    inner_code = inner.get("code") if isinstance(inner, dict) else None
     if isinstance(inner, dict) and isinstance(inner.get("message"), str) and inner.get("message"):
         # e.g. 403 InvalidRequest / UnsupportedFeature (Limited Access not granted)
-        message = f"{message or ''} ({inner.get('code') or 'innererror'}: {inner['message']})".strip()
-    return (code if isinstance(code, str) else ""), (message if isinstance(message, str) else "")
+        message = f"{message or ''} ({inner_code or 'innererror'}: {inner['message']})".strip()
+    return ((code if isinstance(code, str) else ""), (message if isinstance(message, str) else ""),
+            (inner_code if isinstance(inner_code, str) else ""))
+
+
+#: Limited Access refused. Microsoft's error-code table lists it as 403 ``UnsupportedFeature`` ("Feature is
+#: not supported, missing approval for one or more of the following features: Identification,
+#: Verification"; https://learn.microsoft.com/azure/ai-services/computer-vision/reference-face-error-codes),
+#: while the service has been seen answering 403 ``InvalidRequest`` with the same code as its
+#: ``innererror`` (https://learn.microsoft.com/answers/questions/1326420). Both shapes mean the same.
+LIMITED_ACCESS_CODE = "UnsupportedFeature"
 
 
 _CODE_TO_ERROR: dict[str, type[errors.FaceError]] = {
@@ -67,7 +78,9 @@ _CODE_TO_ERROR: dict[str, type[errors.FaceError]] = {
 }
 
 
-def _class_for(status: int, code: str, message: str) -> type[errors.FaceError]:
+def _class_for(status: int, code: str, message: str, inner_code: str = "") -> type[errors.FaceError]:
+    if status == 403 and LIMITED_ACCESS_CODE in (code, inner_code):
+        return errors.LimitedAccessNotApproved
     if status == 429:
         return errors.FaceRateLimited
     if status in (401, 403) and code != "QuotaExceeded":
@@ -93,8 +106,10 @@ def _class_for(status: int, code: str, message: str) -> type[errors.FaceError]:
 def map_error(status: int, body: bytes | str | None, *, method: str = "", template: str = "",
               request_id: str = "") -> errors.FaceError:
     """The typed exception for an error response. Its message is the service's, scrubbed of ids."""
-    code, message = _error_fields(body)
-    cls = _class_for(status, code, message)
+    code, message, inner_code = _error_fields(body)
+    cls = _class_for(status, code, message, inner_code)
+    if cls is errors.LimitedAccessNotApproved:
+        code = LIMITED_ACCESS_CODE  # one code for both shapes: callers and logs match on it
     where = f" ({method} {template})" if method else ""
     text = scrub(message) if message else f"HTTP {status}"
     return cls(f"Face {code or status}: {text}{where}", code=code or str(status), status=status,

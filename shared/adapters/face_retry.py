@@ -14,6 +14,9 @@ from datetime import UTC
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 TRANSIENT_CODES = frozenset({"ConcurrentOperationConflict"})
+#: Never retried whatever the status: Limited Access not approved (403 UnsupportedFeature) changes only when
+#: Microsoft approves the subscription, so a retry would only spend the caller's time and the call budget.
+NEVER_RETRIED_CODES = frozenset({"UnsupportedFeature"})
 
 
 def parse_retry_after(headers: Mapping[str, str], *, now: Callable[[], float] = time.time) -> float | None:
@@ -50,6 +53,8 @@ def parse_retry_after(headers: Mapping[str, str], *, now: Callable[[], float] = 
 
 def is_retryable(status: int, code: str = "") -> bool:
     """429, 500/502/503/504, and 409 ConcurrentOperationConflict. No other 4xx is ever retried."""
+    if code in NEVER_RETRIED_CODES:
+        return False
     return status in RETRYABLE_STATUSES or (status == 409 and code in TRANSIENT_CODES)
 
 

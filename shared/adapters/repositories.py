@@ -174,6 +174,7 @@ PENDING_ERASURES = Layout(TABLE_PENDING_ERASURES, rec.PendingErasure, pk_const="
 GROUP = Layout(TABLE_STATE, rec.GroupState, pk_const="group", rk_const="active")
 REENROLL_LOCK = Layout(TABLE_STATE, rec.ReenrollLock, pk_const="reenroll", rk_const="current")
 SUPERSEDED = Layout(TABLE_STATE, rec.SupersededGroup, pk_const="supersededgroup", rk="group_id")
+HEARTBEATS = Layout(TABLE_STATE, rec.Heartbeat, pk_const="heartbeat", rk="name")
 OVERRIDES = Layout(TABLE_OVERRIDES, rec.Override, pk="user_key", rk_const="override")
 RECEIPTS = Layout(TABLE_RECEIPTS, rec.Receipt, pk="receipt_id", rk_const="receipt", key_columns=True)
 RUNS = Layout(TABLE_RUNS, rec.ReenrollRun, pk="run_id", rk_const="run", key_columns=True)
@@ -186,6 +187,13 @@ AUDIT = Layout(TABLE_AUDIT, rec.AuditEntry, pk="day", rk="entry_id")
 
 TABLE_QUOTAS = "quotas"
 QUOTAS = Layout(TABLE_QUOTAS, rec.QuotaWindow, pk="subject", rk="window")
+
+#: Every table the app uses (without the prefix): readiness checks each one.
+ALL_TABLES: tuple[str, ...] = (
+    TABLE_USERS, TABLE_UPLOADS, TABLE_UPLOAD_INDEX, TABLE_CONSENT, TABLE_STATE, TABLE_AUDIT, TABLE_OVERRIDES,
+    TABLE_RECEIPTS, TABLE_HR_INDEX, TABLE_RUNS, TABLE_ITEMS, TABLE_CONSENT_BY_DAY, TABLE_UPLOADS_BY_MINUTE,
+    TABLE_ATTEMPTS, TABLE_PENDING_ERASURES, TABLE_COUNTERS, TABLE_QUOTAS,
+)
 
 
 class Repositories:
@@ -201,6 +209,7 @@ class Repositories:
         self.group = Repository(store, GROUP)
         self.reenroll_lock = Repository(store, REENROLL_LOCK)
         self.superseded = Repository(store, SUPERSEDED)
+        self.heartbeats = Repository(store, HEARTBEATS)
         self.overrides = Repository(store, OVERRIDES)
         self.receipts = Repository(store, RECEIPTS)
         self.runs = Repository(store, RUNS)

@@ -145,6 +145,15 @@ class PendingErasure(Record):
 
 
 @dataclass(kw_only=True)
+class Heartbeat(Record):
+    """When something last happened that readiness reports on (``name``: e.g. ``blobCreated``). A name and
+    a time only: no user, no blob name."""
+
+    name: str
+    at: str | None = None
+
+
+@dataclass(kw_only=True)
 class GroupState(Record):
     """The active LargePersonGroup, pinned with its model, and its training state."""
 

@@ -19,7 +19,7 @@ from shared.domain import enrollment as dom
 from shared.domain.enrollment import blob_name_for, iso, kept_name_for, latest_entry, parse_iso
 from shared.domain.erasure import minute_key
 from shared.domain.quality import FaceObservation, evaluate
-from shared.domain.records import Override, Upload, UploadDue, UploadIndex, User
+from shared.domain.records import Heartbeat, Override, Upload, UploadDue, UploadIndex, User
 from shared.domain.reenrollment import photo_tag
 from shared.errors import (
     Conflict,
@@ -28,11 +28,12 @@ from shared.errors import (
     FaceNotFound,
     LargePersonGroupNotFound,
     LargePersonGroupNotTrained,
+    LimitedAccessNotApproved,
     PersonNotFound,
     RecordConflict,
     TransientFailure,
 )
-from shared.images import TOO_LARGE, ImageRejected, limits_from, validate_image
+from shared.images import TOO_LARGE, ImageRejected, ValidatedImage, limits_from, validate_image
 from shared.ports import FacePort, FaceRectangle, PhotoStorePort
 from shared.results import (
     ConsentInForce,
@@ -52,6 +53,11 @@ from shared.settings import Settings
 log = logging.getLogger("shared.enrollment")
 
 DETECT_ATTRIBUTES = ("headPose", "blur", "exposure", "occlusion", "mask", "qualityForRecognition")
+#: The heartbeat readiness reads: when an Event Grid BlobCreated last reached the enroll pipeline.
+BLOB_CREATED_HEARTBEAT = "blobCreated"
+#: What a person sees when the Face account is not approved for Limited Access (403 UnsupportedFeature).
+SERVICE_NOT_APPROVED = ("Face sign-in is not enabled for this organisation yet, so your photo was not used and has "
+                        "been deleted. Your consent stays in place: please try again later.")
 REENROLL_MESSAGE = ("The face recognition model was upgraded. Please enroll again: upload new photos "
                     "(POST /api/enrollment/uploads).")
 ERASURE_PENDING_MESSAGE = ("Your consent is withdrawn and your data is being erased. Your deletion receipt "
@@ -242,6 +248,9 @@ class EnrollmentService:
     def process_upload(self, command: ProcessUpload) -> str:
         """Handles one BlobCreated. Returns the outcome (for logs and tests); raises only to be retried."""
         blob_name = command.blob_name
+        # One upserted row per event, before anything else: readiness reports when Event Grid last delivered.
+        # Not swallowed on failure: storage failing here fails the next read too, and the event is redelivered.
+        self._repos.heartbeats.upsert(Heartbeat(name=BLOB_CREATED_HEARTBEAT, at=iso(self._clock())))
         session_id, _, upload_id = blob_name.partition("/")
         index = self._repos.upload_index.get(upload_id) if upload_id else None
         if index is None or index.session_id != session_id:
@@ -305,6 +314,31 @@ class EnrollmentService:
             image = validate_image(content, limits_from(self._settings))
         except ImageRejected as exc:
             return self._reject(upload, codes=(exc.code,), reasons=(exc.reason,))
+        try:
+            added = self._add_to_group(upload, image)
+        except LimitedAccessNotApproved:
+            return self._not_approved(upload)
+        if isinstance(added, str):
+            return added  # rejected
+        group, person_id = added
+        current = self._repos.users.mutate(self._face_added, user_key)
+        if current is None or self._consent.current(user_key) is None:
+            return self._undo(upload, group.group_id, person_id, kept=None)
+        kept_name = self._keep(current, upload, content=image.data)
+        # Revocation wins after every step that keeps data: the erasure may have read the stores
+        # between the check above and the copy to kept photos.
+        if self._consent.current(user_key) is None or self._repos.users.get(user_key) is None:
+            return self._undo(upload, group.group_id, person_id, kept=kept_name)
+        self._photos.delete_upload(upload.blob_name)
+        self._training.request()
+        self._finish(upload, dom.ACCEPTED, kept=kept_name is not None)
+        log.info("upload accepted")  # no upload id: it names a blob of one person (the invocation id correlates)
+        return "accepted"
+
+    def _add_to_group(self, upload: Upload, image: ValidatedImage) -> tuple[ActiveGroup, str] | str:
+        """Up to and including add-face: the steps that need Face's Limited Access (the group, the person,
+        the face). Returns the group and person, or the outcome when the photo was rejected."""
+        user_key = upload.user_key
         group = self._groups.active()
         assert group is not None
         try:
@@ -324,19 +358,15 @@ class EnrollmentService:
                               subject=user_key, uploadId=upload.upload_id, codes=list(verdict.codes))
         person_id = self._ensure_person(user_key, group)
         self._add_face_once(upload, person_id, group, image.data, faces[0].rectangle)
-        current = self._repos.users.mutate(self._face_added, user_key)
-        if current is None or self._consent.current(user_key) is None:
-            return self._undo(upload, group.group_id, person_id, kept=None)
-        kept_name = self._keep(current, upload, content=image.data)
-        # Revocation wins after every step that keeps data: the erasure may have read the stores
-        # between the check above and the copy to kept photos.
-        if self._consent.current(user_key) is None or self._repos.users.get(user_key) is None:
-            return self._undo(upload, group.group_id, person_id, kept=kept_name)
-        self._photos.delete_upload(upload.blob_name)
-        self._training.request()
-        self._finish(upload, dom.ACCEPTED, kept=kept_name is not None)
-        log.info("upload accepted")  # no upload id: it names a blob of one person (the invocation id correlates)
-        return "accepted"
+        return group, person_id
+
+    def _not_approved(self, upload: Upload) -> str:
+        """Face refused a Limited Access call (403 UnsupportedFeature): no retry can succeed until Microsoft
+        approves the subscription, so the photo gets a final status that says so, and is not kept. The consent
+        and any person already recorded stay (an erasure finds the person); the user uploads again later."""
+        log.warning("Face refused a Limited Access operation (403 UnsupportedFeature): this subscription is not "
+                    "approved for identification (https://aka.ms/facerecognition). See GET /api/admin/readiness.")
+        return self._reject(upload, codes=("serviceNotApproved",), reasons=(SERVICE_NOT_APPROVED,))
 
     def _undo(self, upload: Upload, group_id: str, person_id: str, *, kept: str | None) -> str:
         """Revoked while this photo was being enrolled: revocation wins. The erasure has deleted (or will

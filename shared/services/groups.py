@@ -59,7 +59,9 @@ class GroupDirectory:
                 pass
             state = self._state.get()
             assert state is not None
-        if not state.created:
+        # Readers (create=False) only need the id and the model: they never call Face, so a status read
+        # cannot fail on Face (e.g. 403 UnsupportedFeature before Limited Access is approved).
+        if not state.created and create:
             try:
                 self._face.create_group(state.group_id, name="face-enrollment", recognition_model=state.recognition_model)
             except LargePersonGroupExists:

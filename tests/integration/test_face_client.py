@@ -409,3 +409,50 @@ def test_rides_out_the_emulators_rate_limit(face_api: Any) -> None:
     assert stats["throttled"] >= 1
     assert waits
     assert all(w >= 1.0 for w in waits)  # the emulator's Retry-After (whole seconds) was honoured
+
+
+# --- Limited Access not approved (the emulator's limitedAccessApproved knob) ----------------------------
+@pytest.mark.parametrize("shape", ["documented", "observed"])
+def test_limited_access_not_approved_is_typed_and_not_retried(face_api: Any, shape: str) -> None:
+    sleeps = Sleeps()
+    client = make_client(face_api, sleep=sleeps)
+    gid = new_group_id()
+    client.create_group(gid, name="g", recognition_model="recognition_04")
+    face_api.configure(limitedAccessApproved=False, unsupportedFeatureShape=shape)
+    calls = face_api.stats()["calls"]
+    for call in (lambda: client.list_groups(top=1), lambda: client.get_group(gid),
+                 lambda: client.create_person(gid, name="p"),
+                 lambda: client.identify(gid, ["00000000-0000-0000-0000-000000000000"]),
+                 lambda: client.verify(gid, "00000000-0000-0000-0000-000000000000", "00000000-0000-0000-0000-000000000001"),
+                 lambda: client.detect(face_bytes("obama/1.jpg"), return_face_id=True)):
+        with pytest.raises(errors.LimitedAccessNotApproved) as info:
+            call()
+        assert info.value.code == "UnsupportedFeature" and info.value.status == 403
+    assert face_api.stats()["calls"] - calls == 6 and sleeps == []  # one attempt each, never retried
+    # Detect without a faceId needs no approval (the enroll pipeline's quality check uses it).
+    assert len(client.detect(face_bytes("obama/1.jpg"), return_face_id=False)) == 1
+    face_api.configure(limitedAccessApproved=True)
+    assert client.get_group(gid)["largePersonGroupId"] == gid
+
+
+def test_limited_access_knob_from_the_environment() -> None:
+    import os
+
+    from tests.fixtures.face_emulator import start_face_emulator
+
+    os.environ["FACE_EMULATOR_LIMITED_ACCESS"] = "unapproved"
+    try:
+        emu = start_face_emulator("--synthetic", "--no-warm-up")
+    finally:
+        del os.environ["FACE_EMULATOR_LIMITED_ACCESS"]
+    try:
+        client = make_client(emu)
+        with pytest.raises(errors.LimitedAccessNotApproved):
+            client.list_groups(top=1)
+        emu.reset()  # a reset goes back to how the emulator was started
+        with pytest.raises(errors.LimitedAccessNotApproved):
+            client.list_groups(top=1)
+        emu.configure(limitedAccessApproved=True)
+        assert client.list_groups(top=1) == []
+    finally:
+        emu.stop()

@@ -87,3 +87,43 @@ def test_head_pose_roll_sign() -> None:
     rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
     _, roll, _ = head_pose(pts @ rot.T)
     assert 15 < roll < 25
+
+
+# --- the Limited Access knob ------------------------------------------------------------------------
+def _emulator(**kw: object) -> object:
+    from local.face_api.server import Emulator
+
+    return Emulator(synthetic=True, **kw)  # type: ignore[arg-type]
+
+
+def test_limited_access_knob_validates_and_gates_only_limited_access_operations() -> None:
+    import json
+
+    from local.face_api.server import Emulator, limited_access_approved_from_env
+
+    emu = _emulator()
+    assert isinstance(emu, Emulator)
+    headers = {"ocp-apim-subscription-key": "k"}
+    bad = emu.handle("POST", "/_emulator/config", {}, json.dumps({"limitedAccessApproved": "no"}).encode())
+    assert bad.status == 400
+    bad = emu.handle("POST", "/_emulator/config", {}, json.dumps({"unsupportedFeatureShape": "x"}).encode())
+    assert bad.status == 400
+    assert emu.handle("POST", "/_emulator/config", {}, b'{"limitedAccessApproved": false}').status == 200
+    for method, path in (("GET", "/face/v1.2/largepersongroups?top=1"), ("PUT", "/face/v1.2/largepersongroups/g1"),
+                         ("POST", "/face/v1.2/identify"), ("POST", "/face/v1.2/verify"),
+                         ("POST", "/face/v1.2/detect"), ("POST", "/face/v1.2/detect?returnFaceId=true")):
+        r = emu.handle(method, path, headers, b"{}")
+        assert r.status == 403 and r.body == {"error": {"code": "UnsupportedFeature", "message": r.body["error"]["message"]}}
+        assert "aka.ms/facerecognition" in r.body["error"]["message"]
+    # Detect without a faceId is not gated (it then fails on the empty image, as it would when approved).
+    assert emu.handle("POST", "/face/v1.2/detect?returnFaceId=false", headers, b"").status == 400
+    emu.handle("POST", "/_emulator/config", {}, b'{"unsupportedFeatureShape": "observed"}')
+    r = emu.handle("GET", "/face/v1.2/largepersongroups", headers, b"")
+    assert r.status == 403 and r.body["error"]["code"] == "InvalidRequest"
+    assert r.body["error"]["innererror"]["code"] == "UnsupportedFeature"
+    # No key: 401 comes first, as on the real service.
+    assert emu.handle("GET", "/face/v1.2/largepersongroups", {}, b"").status == 401
+    emu.reset()
+    assert emu.handle("GET", "/face/v1.2/largepersongroups", headers, b"").status == 200
+    assert limited_access_approved_from_env(None) and limited_access_approved_from_env("approved")
+    assert not limited_access_approved_from_env("unapproved") and not limited_access_approved_from_env(" Denied ")

@@ -119,7 +119,7 @@ def test_limited_access_403_keeps_inner_message() -> None:
     raw = body("InvalidRequest", "Invalid request has been sent.",
                innererror={"code": "UnsupportedFeature", "message": "missing approval for Identification"})
     err = map_error(403, raw)
-    assert type(err) is errors.FaceAuthError
+    assert type(err) is errors.LimitedAccessNotApproved  # was a generic FaceAuthError before issue 17
     assert "UnsupportedFeature" in str(err)
     assert "missing approval" in str(err)
 

@@ -99,6 +99,9 @@ def test_the_pipeline_sends_and_keeps_only_what_validate_image_returns() -> None
     # The enroll pipeline's only path from upload bytes to Face and to photo storage is validate_image.
     source = inspect.getsource(enrollment.EnrollmentService._enroll_photo)
     assert "image = validate_image(content" in source
+    # The Limited Access steps (detect, person, add-face) take the validated image, never the upload bytes.
+    assert "self._add_to_group(upload, image)" in source
+    source += inspect.getsource(enrollment.EnrollmentService._add_to_group)
     assert "self._face.detect(image.data" in source
     assert "self._add_face_once(upload, person_id, group, image.data" in source
     assert "content=image.data" in source
