@@ -102,6 +102,22 @@ class FakeRecords(_Hooked):
         self._t(table)[key] = (_stored(entity), etag)
         return etag
 
+    def insert_batch(self, table: str, entities: Sequence[Mapping[str, Any]]) -> list[str]:
+        """One transaction per 100 entities of a partition: all or none of each, as Table storage does."""
+        etags: list[str] = []
+        for start in range(0, len(entities), 100):
+            chunk = entities[start:start + 100]
+            self._at(f"records.batch:{table}")
+            if len({str(e["PartitionKey"]) for e in chunk}) != 1:
+                raise ValueError("a batch transaction holds one partition")
+            if any(self._key(e) in self._t(table) for e in chunk):
+                raise errors.RecordExists(f"{table} record exists")
+            for e in chunk:
+                etag = self._etag()
+                self._t(table)[self._key(e)] = (_stored(e), etag)
+                etags.append(etag)
+        return etags
+
     def update(self, table: str, entity: Mapping[str, Any], *, etag: str) -> str:
         self._at(f"records.update:{table}")
         key = self._key(entity)

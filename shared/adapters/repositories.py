@@ -21,7 +21,7 @@ from functools import cached_property
 from typing import Any, Generic, TypeVar
 
 from shared.domain import records as rec
-from shared.errors import RecordConflict, TransientFailure
+from shared.errors import RecordConflict, RecordExists, TransientFailure
 from shared.ports import RecordStorePort
 
 R = TypeVar("R", bound=rec.Record)
@@ -105,6 +105,23 @@ class Repository(Generic[R]):
         """Creates the record; ``RecordExists`` if it is there already."""
         record.etag = self._store.insert(self.layout.table, self.layout.to_entity(record))
         return record
+
+    def insert_all(self, records: list[R]) -> None:
+        """Creates records of one partition in batch transactions (one request per 100); those that
+        exist already (a redelivered fan-out) are left as they are, and the others are still created."""
+        if not records:
+            return
+        try:
+            etags = self._store.insert_batch(self.layout.table, [self.layout.to_entity(r) for r in records])
+        except RecordExists:
+            for record in records:
+                try:
+                    self.insert(record)
+                except RecordExists:
+                    pass
+            return
+        for record, etag in zip(records, etags, strict=True):
+            record.etag = etag
 
     def update(self, record: R) -> R:
         """Replaces the record if it still has ``record.etag``; ``RecordConflict`` otherwise (or if it is gone)."""

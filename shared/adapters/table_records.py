@@ -8,7 +8,7 @@ properties whose names end with ``_json``.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from shared.adapters.azure_storage import StorageClients
@@ -61,6 +61,23 @@ class TableRecords:
         except ResourceExistsError as exc:
             raise RecordExists(f"{table} record exists") from exc
         return str(meta.get("etag", ""))
+
+    def insert_batch(self, table: str, entities: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Entity group transactions: one request per 100 entities of a partition, instead of one each."""
+        from azure.data.tables import TableTransactionError
+
+        etags: list[str] = []
+        client = self._table(table)
+        for start in range(0, len(entities), 100):
+            chunk = [_to_storage(e) for e in entities[start:start + 100]]
+            try:
+                results = client.submit_transaction([("create", e) for e in chunk])
+            except TableTransactionError as exc:
+                if getattr(exc, "error_code", None) == "EntityAlreadyExists":
+                    raise RecordExists(f"{table} record exists") from exc
+                raise
+            etags.extend(str(r.get("etag", "")) for r in results)
+        return etags
 
     def update(self, table: str, entity: Mapping[str, Any], *, etag: str) -> str:
         """Replaces the entity if it still has ``etag``; RecordConflict otherwise."""

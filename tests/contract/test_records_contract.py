@@ -69,3 +69,15 @@ def test_partition_and_key_ranges(record_store: RecordStorePort) -> None:
     assert [r["v"] for r in selected] == ["20260101a", "20260101b"]
     assert all("w" not in r for r in selected)
     assert list(record_store.range("nevercreated")) == []
+
+
+def test_insert_batch_is_all_or_none_per_transaction(record_store: RecordStorePort) -> None:
+    rows = [{"PartitionKey": "b", "RowKey": f"{i:03d}", "n": i, "tags_json": [i]} for i in range(150)]
+    etags = record_store.insert_batch("batched", rows)
+    assert len(etags) == 150 and all(etags)
+    found = record_store.get("batched", "b", "149")
+    assert found is not None and found[0]["tags_json"] == [149] and found[1] == etags[149]
+    # A transaction with one existing row creates none of its rows.
+    with pytest.raises(RecordExists):
+        record_store.insert_batch("batched", [{"PartitionKey": "b", "RowKey": "new"}, {"PartitionKey": "b", "RowKey": "000"}])
+    assert record_store.get("batched", "b", "new") is None
