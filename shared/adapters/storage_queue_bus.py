@@ -236,9 +236,10 @@ class StorageQueueBus:
         delay = 0
         scheduled = message.scheduled_enqueue_time
         if scheduled is not None:
-            # Storage visibility has whole seconds: the message surfaces up to 1 s early and the
-            # receiver holds it until its scheduled time, as Service Bus delivers to the millisecond.
-            delay = math.floor(max(0.0, min((scheduled - now).total_seconds(), MAX_VISIBILITY.total_seconds())))
+            # Storage visibility has whole seconds: rounded up, the message surfaces up to 1 s late and
+            # never early (Service Bus, too, delivers a scheduled message at or after its time). Rounded
+            # down, a receiver had to hold it, and a worker thread sat idle for up to a second.
+            delay = math.ceil(max(0.0, min((scheduled - now).total_seconds(), MAX_VISIBILITY.total_seconds())))
         envelope = Envelope(
             message_id=message.message_id,
             body=message.body,
