@@ -153,6 +153,7 @@ class PurgeReport:
     stale_index_rows: int = 0
     rows_read: dict[str, int] = field(default_factory=lambda: {"expiredConsents": 0, "staleUploads": 0,
                                                                "supersededGroups": 0})
+    read_plans: dict[str, str] = field(default_factory=dict)  # step -> batched | scan | none
     orphan_scan: dict[str, int] = field(default_factory=lambda: {
         "groups": 0, "facePages": 0, "facePersonsListed": 0, "personChecks": 0, "keptBlobsListed": 0,
         "userRowsRead": 0})
@@ -167,6 +168,6 @@ class PurgeReport:
             "staleSessions": self.stale_sessions, "orphanPersons": self.orphan_persons,
             "missingPersons": self.missing_persons, "orphanKeptPhotos": self.orphan_kept_photos,
             "supersededGroups": self.superseded_groups, "staleIndexRows": self.stale_index_rows,
-            "rowsRead": dict(self.rows_read), "orphanScan": dict(self.orphan_scan), "stepMs": dict(self.step_ms),
+            "rowsRead": dict(self.rows_read), "readPlans": dict(self.read_plans), "orphanScan": dict(self.orphan_scan), "stepMs": dict(self.step_ms),
             "errors": list(self.errors), "durationMs": self.duration_ms,
         }

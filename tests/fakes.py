@@ -142,6 +142,18 @@ class FakeRecords(_Hooked):
         self._at(f"records.partition:{table}")
         return [_loaded(e) for (p, _), (e, _) in sorted(self._t(table).items()) if p == pk]
 
+    def partitions(self, table: str, pks: Sequence[str], *, select: list[str] | None = None) -> Iterator[dict[str, Any]]:
+        keys = sorted(set(pks))
+        rows = []
+        for start in range(0, len(keys), 15):  # one request per 15 keys, as Table storage allows
+            chunk = set(keys[start:start + 15])
+            self._at(f"records.partitions:{table}")
+            for (p, _), (e, _) in sorted(self._t(table).items()):
+                if p in chunk:
+                    row = _loaded(e)
+                    rows.append({k: v for k, v in row.items() if k in select} if select else row)
+        return iter(rows)
+
     def range(self, table: str, *, pk_from: str | None = None, pk_to: str | None = None,
               rk_from: str | None = None, rk_to: str | None = None, pk: str | None = None,
               select: list[str] | None = None) -> Iterator[dict[str, Any]]:

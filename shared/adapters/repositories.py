@@ -160,6 +160,14 @@ class Repository(Generic[R]):
             raise ValueError(f"{self.layout.table}: a partition key is needed")
         return [self.layout.from_entity(e) for e in self._store.partition(self.layout.table, key)]
 
+    def partitions(self, pks: list[str]) -> dict[str, list[R]]:
+        """The records of several partitions by key, one request per 15 keys."""
+        out: dict[str, list[R]] = {pk: [] for pk in pks}
+        for e in self._store.partitions(self.layout.table, pks):
+            record = self.layout.from_entity(e)
+            out.setdefault(str(e["PartitionKey"]), []).append(record)
+        return out
+
     def range(self, *, pk_from: str | None = None, pk_to: str | None = None, pk: str | None = None,
               only: list[str] | None = None) -> Iterator[R]:
         """A key-range query; ``only`` reads just those fields (the others keep their defaults)."""
@@ -181,6 +189,7 @@ LEDGER = Layout(TABLE_CONSENT, rec.LedgerEntry, pk="user_key", rk="entry_id")
 HR_INDEX = Layout(TABLE_HR_INDEX, rec.HrIndexEntry, pk="employee_id", rk_const="u")
 GROUP = Layout(TABLE_STATE, rec.GroupState, pk_const="group", rk_const="active")
 REENROLL_LOCK = Layout(TABLE_STATE, rec.ReenrollLock, pk_const="reenroll", rk_const="current")
+PURGE_STATS = Layout(TABLE_STATE, rec.PurgeStats, pk_const="purge", rk_const="stats")
 SUPERSEDED = Layout(TABLE_STATE, rec.SupersededGroup, pk_const="supersededgroup", rk="group_id")
 OVERRIDES = Layout(TABLE_OVERRIDES, rec.Override, pk="user_key", rk_const="override")
 RECEIPTS = Layout(TABLE_RECEIPTS, rec.Receipt, pk="receipt_id", rk_const="receipt", key_columns=True)
@@ -205,6 +214,7 @@ class Repositories:
         self.group = Repository(store, GROUP)
         self.reenroll_lock = Repository(store, REENROLL_LOCK)
         self.superseded = Repository(store, SUPERSEDED)
+        self.purge_stats = Repository(store, PURGE_STATS)
         self.overrides = Repository(store, OVERRIDES)
         self.receipts = Repository(store, RECEIPTS)
         self.runs = Repository(store, RUNS)

@@ -15,6 +15,7 @@ from shared.adapters.azure_storage import StorageClients
 from shared.errors import RecordConflict, RecordExists
 
 Entity = dict[str, Any]
+MAX_COMPARISONS = 15
 
 
 def _to_storage(entity: Mapping[str, Any]) -> Entity:
@@ -104,6 +105,18 @@ class TableRecords:
     def partition(self, table: str, pk: str) -> list[Entity]:
         rows = self._table(table).query_entities("PartitionKey eq @pk", parameters={"pk": pk})
         return [_from_storage(r) for r in rows]
+
+    def partitions(self, table: str, pks: Sequence[str], *, select: list[str] | None = None) -> Iterator[Entity]:
+        """One query per MAX_COMPARISONS partition keys, or-ed: Table storage allows at most 15 discrete
+        comparisons in a filter (https://learn.microsoft.com/en-us/rest/api/storageservices/querying-tables-and-entities)."""
+        keys = sorted(set(pks))
+        client = self._table(table)
+        for start in range(0, len(keys), MAX_COMPARISONS):
+            chunk = keys[start:start + MAX_COMPARISONS]
+            params = {f"p{i}": k for i, k in enumerate(chunk)}
+            query = " or ".join(f"PartitionKey eq @p{i}" for i in range(len(chunk)))
+            for r in client.query_entities(query, parameters=params, select=select):
+                yield _from_storage(r)
 
     def range(self, table: str, *, pk_from: str | None = None, pk_to: str | None = None,
               rk_from: str | None = None, rk_to: str | None = None, pk: str | None = None,
