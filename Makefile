@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 CHECKOV_VENV := .venv-checkov
 DEMO_PHOTOS := .local/demo-photos
 
-.PHONY: setup demo test test-fast up check bench clean lint typecheck
+.PHONY: setup demo test test-fast up check bench clean lint typecheck package
 
 setup: $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed $(DEMO_PHOTOS)/.fetched
 
@@ -44,6 +44,10 @@ test-fast: $(VENV)/.installed
 	$(PY) -m ruff check .
 	$(PY) -m mypy shared function_app.py functions local
 	$(PY) -m pytest -q tests/unit tests/service
+
+# The deployment zip exactly as `azd deploy` builds it (.funcignore honoured); tests/e2e/test_package.py runs it.
+package: $(VENV)/.installed
+	$(PY) scripts/package.py --out .local/package/face-enrollment.zip
 
 bench: setup
 	$(PY) bench/run_all.py

@@ -73,7 +73,41 @@ param sasTtlMinutes string = '10'
 @description('ADMIN_ROLE: app role that grants admin rights.')
 param adminRole string = 'FaceEnrollment.Admin'
 
+// --- App Service Authentication (Easy Auth); see docs/deployment.md "Sign-in" ---
+@minLength(1)
+@description('Client (application) id of the front end\'s Entra app registration (azd env AUTH_CLIENT_ID). Required: without it nobody can sign in, and the template never deploys an open API.')
+param authClientId string
+
+@description('Extra allowed token audiences, comma-separated (azd env AUTH_ALLOWED_AUDIENCES). The client id and api://<client id> are always allowed.')
+param authAllowedAudiences string = ''
+
+@description('Entra tenant of the app registration (azd env AUTH_TENANT_ID). Empty = the tenant of the deployment subscription.')
+param authTenantId string = ''
+
+@description('v1 (default) or v2: the token version Easy Auth signs users in with (azd env AUTH_ISSUER_VERSION). Only v1 ID tokens carry `amr`, which the MFA gate of consent, upload and admin routes needs.')
+@allowed([
+  'v1'
+  'v2'
+])
+param authIssuerVersion string = 'v1'
+
+@description('Days after which dead-lettered Event Grid events (they name the uploaded blob) are deleted by a lifecycle rule.')
+@minValue(1)
+param deadLetterRetentionDays int = 14
+
+@description('Redundancy of both storage accounts (azd env STORAGE_SKU). scripts/preflight.sh stops when the region offers no ZRS and this is still Standard_ZRS.')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+])
+param storageSku string = 'Standard_ZRS'
+
+@description('Optional suffix of the Face account name and subdomain (azd env FACE_NAME_SUFFIX): lets a new deployment avoid a soft-deleted account of the same name instead of purging it. See docs/deployment.md.')
+@maxLength(8)
+param faceNameSuffix string = ''
+
 var abbrs = loadJsonContent('./abbreviations.json')
+var effectiveAuthTenantId = empty(authTenantId) ? tenant().tenantId : authTenantId
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var tags = {
   'azd-env-name': environmentName
@@ -91,6 +125,10 @@ var hrEventsTopicName = 'hr-events'
 var hrEventsSubscriptionName = 'face-enrollment'
 
 var functionAppName = '${abbrs.webSitesFunctions}${resourceToken}'
+// The app's origin, for the photo account's CORS rule (the browser PUTs to the SAS URL from a
+// page served by the app). Computed, not taken from the app's output, because the app depends on
+// the storage accounts; scripts/post-deploy.sh warns if the real default host name differs.
+var functionAppOrigin = 'https://${functionAppName}.azurewebsites.net'
 // Flex Consumption deployment package container (same naming as the azd samples).
 var deploymentStorageContainerName = 'app-package-${take(functionAppName, 32)}-${take(resourceToken, 7)}'
 
@@ -133,6 +171,12 @@ module storage 'app/storage.bicep' = {
     uploadsContainerName: uploadsContainerName
     keptPhotosContainerName: keptPhotosContainerName
     deadLetterContainerName: deadLetterContainerName
+    deadLetterMaxAgeDays: deadLetterRetentionDays
+    skuName: storageSku
+    corsAllowedOrigins: [
+      functionAppOrigin
+    ]
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsId
   }
 }
 
@@ -148,6 +192,7 @@ module servicebus 'app/servicebus.bicep' = {
     reenrollWorkQueueName: reenrollWorkQueueName
     hrEventsTopicName: hrEventsTopicName
     hrEventsSubscriptionName: hrEventsSubscriptionName
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsId
   }
 }
 
@@ -155,11 +200,12 @@ module face 'app/face.bicep' = {
   name: 'face'
   scope: rg
   params: {
-    name: '${abbrs.cognitiveServicesFace}${resourceToken}'
+    name: '${abbrs.cognitiveServicesFace}${resourceToken}${toLower(faceNameSuffix)}'
     location: location
     tags: tags
     sku: faceSku
     publicNetworkAccess: facePublicNetworkAccess
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsId
   }
 }
 
@@ -205,6 +251,10 @@ module api 'app/api.bicep' = {
     purgeSchedule: purgeSchedule
     sasTtlMinutes: sasTtlMinutes
     adminRole: adminRole
+    authClientId: authClientId
+    authAllowedAudiences: authAllowedAudiences
+    authTenantId: effectiveAuthTenantId
+    authIssuerVersion: authIssuerVersion
   }
 }
 
@@ -221,6 +271,7 @@ module rbac 'app/rbac.bicep' = {
     modelUpdatesQueueName: modelUpdatesQueueName
     reenrollWorkQueueName: reenrollWorkQueueName
     hrEventsTopicName: hrEventsTopicName
+    hrEventsSubscriptionName: hrEventsSubscriptionName
     faceAccountName: face.outputs.name
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     systemTopicPrincipalId: eventgrid.outputs.principalId
@@ -245,3 +296,8 @@ output PHOTOS_SYSTEM_TOPIC_NAME string = eventgrid.outputs.name
 output ENROLL_FUNCTION_NAME string = 'enroll'
 output SERVICE_BUS_NAMESPACE string = servicebus.outputs.fullyQualifiedNamespace
 output FACE_ENDPOINT string = face.outputs.endpoint
+// Kept in the azd environment after `azd down`: scripts/preflight.sh uses them to find a
+// soft-deleted Face account that would block the next `azd up` (FlagMustBeSetForRestore).
+output FACE_ACCOUNT_NAME string = face.outputs.name
+output RESOURCE_TOKEN string = resourceToken
+output AUTH_TENANT_ID string = effectiveAuthTenantId

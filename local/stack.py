@@ -182,14 +182,26 @@ def _check_ports_free(named: Mapping[str, int]) -> None:
             "(python -m local.stack --help).")
 
 
+def stack_app_env(*, blob: int, queue: int, table: int, face_port: int, extra_env: Mapping[str, str] | None = None,
+                  environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The app settings of the stack's host: the local defaults, except where the environment already
+    has a value. So `PRINCIPAL_SOURCE=appservice make up` runs the stack exactly as Azure would
+    authenticate (503 until `WEBSITE_AUTH_ENABLED=True` is set as well)."""
+    from shared.settings import local_environment
+
+    env = os.environ if environ is None else environ
+    app_env = local_environment(blob=blob, queue=queue, table=table, face_port=face_port)
+    app_env.update({key: env[key] for key in app_env if env.get(key)})
+    app_env.update(extra_env or {})
+    return app_env
+
+
 def start_stack(*, azurite_ports: tuple[int, int, int] | None = None, face_port: int | None = None,
                 host_port: int | None = None, face_data_dir: Path | None = None, log_dir: Path = LOG_DIR,
                 extra_env: Mapping[str, str] | None = None, host_args: list[str] | None = None,
                 on_progress: Callable[[str], None] | None = None) -> Stack:
     """Starts everything and waits until it is ready. ``None`` ports are free ones. On failure,
     whatever was started is stopped again before the error propagates."""
-    from shared.settings import local_environment
-
     blob, queue, table = azurite_ports or (free_port(), free_port(), free_port())
     face_port = face_port or free_port()
     host_port = host_port or free_port()
@@ -201,9 +213,7 @@ def start_stack(*, azurite_ports: tuple[int, int, int] | None = None, face_port:
     if face_data_dir is not None:
         face_data_dir.mkdir(parents=True, exist_ok=True)
 
-    app_env = local_environment(blob=blob, queue=queue, table=table, face_port=face_port)
-    app_env["FACE_ENDPOINT"] = f"http://127.0.0.1:{face_port}"
-    app_env.update(extra_env or {})
+    app_env = stack_app_env(blob=blob, queue=queue, table=table, face_port=face_port, extra_env=extra_env)
     base_env = dict(os.environ)
     base_env["PYTHONPATH"] = os.pathsep.join([str(ROOT), base_env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     base_env["PYTHONUNBUFFERED"] = "1"

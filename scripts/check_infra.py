@@ -10,6 +10,12 @@
    custom policy of infra/policies matched no resource at all (a custom Bicep policy with a typo in
    its resource type silently checks nothing).
 3. Hygiene: no ``listKeys(`` anywhere in infra/ (no key is ever read into a deployment).
+4. Authentication fails closed (independent of checkov, so a checkov bug cannot hide it): every
+   function app has an ``authsettingsV2`` config with the Entra ID provider, the tenant's own
+   issuer (v1 or v2, never common), ``requireAuthentication: true``, ``unauthenticatedClientAction: 'Return401'`` and
+   exactly the two excluded paths (health and the Event Grid blob webhook); ``PRINCIPAL_SOURCE``
+   is set to ``'appservice'`` and never ``local``; ``WEBSITE_AUTH_ENABLED`` is never set (App
+   Service sets it itself).
 
 What this cannot do: type/semantic validation (unknown properties, wrong API versions, undefined
 symbols). That needs the Bicep compiler (``az bicep build``) or ``az deployment sub what-if``,
@@ -195,6 +201,143 @@ def _where(r: dict[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------------------------------
+# 4. authentication fails closed
+# --------------------------------------------------------------------------------------------
+
+# What Easy Auth lets through without a signed-in user: nothing else may be added here.
+AUTH_EXCLUDED_PATHS = frozenset({"/api/health", "/runtime/webhooks/blobs"})
+# The tenant's own issuer, v1 or v2, with the tenant from a parameter (never common/organizations).
+TENANT_ISSUER = re.compile(r"https://(?:sts\.windows\.net/\$\{\w+\}/|login\.microsoftonline\.com/\$\{\w+\}/v2\.0)")
+_RESOURCE_HEAD = re.compile(r"^resource\s+(\w+)\s+'([^'@]+)@[^']*'(\s+existing)?\s*=\s*(?:if\s*\(.*?\)\s*)?\{", re.M)
+
+
+def strip_comments(text: str) -> str:
+    """Bicep source without // and /* */ comments (quotes respected), same line numbering."""
+    out: list[str] = []
+    i, n = 0, len(text)
+    in_str = False
+    while i < n:
+        c = text[i]
+        if in_str:
+            out.append(c)
+            if c == "\\" and i + 1 < n:
+                out.append(text[i + 1])
+                i += 2
+                continue
+            if c == "'":
+                in_str = False
+            i += 1
+        elif c == "'":
+            in_str = True
+            out.append(c)
+            i += 1
+        elif text.startswith("//", i):
+            j = text.find("\n", i)
+            i = n if j < 0 else j
+        elif text.startswith("/*", i):
+            j = text.find("*/", i + 2)
+            block = text[i : n if j < 0 else j + 2]
+            out.append("\n" * block.count("\n"))
+            i = n if j < 0 else j + 2
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def resource_blocks(text: str) -> list[tuple[str, str, bool, str]]:
+    """(symbol, type, existing, body) of every top-level resource in comment-free Bicep."""
+    blocks = []
+    for m in _RESOURCE_HEAD.finditer(text):
+        depth, i = 1, m.end()
+        in_str = False
+        while i < len(text) and depth:
+            c = text[i]
+            if in_str:
+                in_str = c != "'"
+            elif c == "'":
+                in_str = True
+            elif c == "{":
+                depth += 1
+            elif c == "}":
+                depth -= 1
+            i += 1
+        blocks.append((m.group(1), m.group(2), bool(m.group(3)), text[m.end() : i - 1]))
+    return blocks
+
+
+def auth_problems(infra: Path) -> list[str]:
+    """Why the deployed API would not fail closed; empty when App Service Authentication holds."""
+    problems: list[str] = []
+    sites: list[str] = []
+    auths: list[tuple[str, str]] = []
+    codes: dict[str, str] = {}
+    for path in bicep_files(infra):
+        code = strip_comments(path.read_text(encoding="utf-8"))
+        rel = path.relative_to(infra)
+        codes[str(rel)] = code
+        for symbol, rtype, existing, body in resource_blocks(code):
+            if existing:
+                continue
+            if rtype.lower() == "microsoft.web/sites":
+                sites.append(f"{rel}:{symbol}")
+            if rtype.lower() == "microsoft.web/sites/config" and re.search(r"\bname:\s*'authsettingsV2'", body):
+                auths.append((f"{rel}:{symbol}", body))
+        for n, line in enumerate(code.splitlines(), start=1):
+            if "WEBSITE_AUTH_ENABLED" in line:
+                problems.append(f"{rel}:{n}: sets WEBSITE_AUTH_ENABLED (App Service sets it; by hand it fakes Easy Auth)")
+        for m in re.finditer(r"name:\s*'PRINCIPAL_SOURCE'\s*\n\s*value:\s*(.+?)\s*$", code, re.M):
+            if m.group(1) != "'appservice'":
+                problems.append(f"{rel}: PRINCIPAL_SOURCE = {m.group(1)} (must be the literal 'appservice')")
+        if re.search(r"PRINCIPAL_SOURCE", code) and not re.search(r"name:\s*'PRINCIPAL_SOURCE'", code):
+            problems.append(f"{rel}: PRINCIPAL_SOURCE appears outside an app setting entry")
+    for path in sorted(infra.rglob("*.json")):
+        text = path.read_text(encoding="utf-8")
+        for name in ("PRINCIPAL_SOURCE", "WEBSITE_AUTH_ENABLED"):
+            if name in text:
+                problems.append(f"{path.relative_to(infra)}: maps {name} (it must not be a parameter)")
+    if not sites:
+        problems.append("no Microsoft.Web/sites resource found")
+    if len(auths) < len(sites):
+        problems.append(
+            f"App Service Authentication missing: {len(sites)} function app(s) {sites} but "
+            f"{len(auths)} Microsoft.Web/sites/config 'authsettingsV2'"
+        )
+    for where, body in auths:
+        flat = re.sub(r"\s+", " ", body)
+        if not re.search(r"requireAuthentication: true\b", flat):
+            problems.append(f"{where}: globalValidation.requireAuthentication is not true")
+        action = re.search(r"unauthenticatedClientAction: '([^']*)'", flat)
+        if not action or action.group(1) != "Return401":
+            problems.append(
+                f"{where}: unauthenticatedClientAction is {action.group(1) if action else 'unset'!r}, must be 'Return401'"
+            )
+        if not re.search(r"platform: \{ enabled: true\b", flat):
+            problems.append(f"{where}: platform.enabled is not true")
+        if not re.search(r"azureActiveDirectory: \{ enabled: true\b", flat):
+            problems.append(f"{where}: the Entra ID (azureActiveDirectory) provider is not enabled")
+        issuer = re.search(r"openIdIssuer: ('[^']*'|\w+)", flat)
+        issuer_expr = issuer.group(1) if issuer else ""
+        if issuer_expr and not issuer_expr.startswith("'"):
+            var = re.search(rf"^var {issuer_expr} = (.+)$", codes.get(where.split(":")[0], ""), re.M)
+            issuer_expr = var.group(1) if var else ""
+        urls = re.findall(r"'(https:[^']*)'", issuer_expr)
+        if not urls or not all(TENANT_ISSUER.fullmatch(u) for u in urls):
+            problems.append(
+                f"{where}: openIdIssuer {issuer_expr or 'unset'} is not the tenant's own issuer "
+                "(https://sts.windows.net/<tenant>/ or https://login.microsoftonline.com/<tenant>/v2.0)"
+            )
+        excluded = re.search(r"excludedPaths: \[([^\]]*)\]", flat)
+        paths = set(re.findall(r"'([^']*)'", excluded.group(1))) if excluded else set()
+        if paths != AUTH_EXCLUDED_PATHS:
+            problems.append(
+                f"{where}: excludedPaths {sorted(paths)} != {sorted(AUTH_EXCLUDED_PATHS)} (only health and the "
+                "Event Grid webhook may be reached without a user)"
+            )
+    return problems
+
+
+# --------------------------------------------------------------------------------------------
 # report
 # --------------------------------------------------------------------------------------------
 
@@ -248,6 +391,13 @@ def check(
             outcome.fail(f"skip: {path}:{n}: checkov:skip without a check id")
         elif not reason:
             outcome.fail(f"skip: {path}:{n}: {cid} is skipped without a reason (//checkov:skip={cid}:<why>)")
+
+    # 4. authentication fails closed (text checks, independent of checkov)
+    auth = auth_problems(infra)
+    out(f"[auth] App Service Authentication / PRINCIPAL_SOURCE: {len(auth)} problem(s)")
+    for problem in auth:
+        out(f"  {problem}")
+        outcome.fail(f"auth: {problem}")
 
     # 2. checkov
     try:

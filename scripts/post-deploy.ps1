@@ -25,6 +25,10 @@ $apiVersion = '2025-02-15'
 $waitSeconds = if ($env:KEY_WAIT_SECONDS) { [int]$env:KEY_WAIT_SECONDS } else { 300 }
 
 $hostName = az functionapp show -g $rg -n $app --query defaultHostName -o tsv
+# The photo account's CORS rule allows the origin infra/main.bicep computes (functionAppOrigin).
+if ($hostName -ne "$app.azurewebsites.net") {
+    Write-Warning "post-deploy: the app answers on https://$hostName, but the photo account's CORS rule allows https://$app.azurewebsites.net (infra/main.bicep functionAppOrigin). Browser uploads will be refused until they match: see docs/deployment.md, troubleshooting."
+}
 Write-Host "post-deploy: waiting for the blobs_extension system key of $app ..."
 $deadline = (Get-Date).AddSeconds($waitSeconds)
 $key = ''

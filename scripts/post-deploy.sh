@@ -38,6 +38,13 @@ rg="$AZURE_RESOURCE_GROUP"
 app="$AZURE_FUNCTION_APP_NAME"
 
 host="$(az functionapp show -g "$rg" -n "$app" --query defaultHostName -o tsv)"
+# The photo account's CORS rule allows the origin infra/main.bicep computes (functionAppOrigin):
+# say so loudly if the platform gave the app another host name (browser uploads would fail CORS).
+if [[ "$host" != "${app}.azurewebsites.net" ]]; then
+  echo "post-deploy: WARNING: the app answers on https://${host}, but the photo account's CORS rule allows" >&2
+  echo "  https://${app}.azurewebsites.net (infra/main.bicep functionAppOrigin). Browser uploads will be refused" >&2
+  echo "  until they match: see docs/deployment.md, troubleshooting." >&2
+fi
 echo "post-deploy: waiting for the blobs_extension system key of $app ..."
 key=""
 deadline=$((SECONDS + KEY_WAIT_SECONDS))

@@ -66,6 +66,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None =
     from shared.adapters.azure_storage import StorageClients
     from shared.adapters.repositories import Repositories
     from shared.domain.pacing import PacedCalls, TokenBucket
+    from shared.logging_policy import quiet_sdk_logging
     from shared.services.audit import AuditLog
     from shared.services.consent import ConsentService
     from shared.services.enrollment import EnrollmentService
@@ -74,6 +75,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None =
     from shared.services.reenrollment import ReenrollmentService
     from shared.services.revocation import RevocationService
 
+    quiet_sdk_logging()  # the operator CLIs build services without importing function_app
     clients = StorageClients(settings, credential=credential)
     if records is None:
         from shared.adapters.table_records import TableRecords
@@ -125,18 +127,29 @@ def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None =
 
 _lock = threading.Lock()
 _services: Services | None = None
+_settings: Settings | None = None
+
+
+def settings() -> Settings:
+    """The app settings alone: enough to authenticate a request before any client is built."""
+    global _settings
+    with _lock:
+        if _settings is None:
+            _settings = _services.settings if _services is not None else Settings.from_env()
+        return _settings
 
 
 def services() -> Services:
     global _services
     with _lock:
         if _services is None:
-            _services = build(Settings.from_env())
+            _services = build(_settings or Settings.from_env())
         return _services
 
 
 def reset() -> None:
     """Forget the built services (tests that change settings)."""
-    global _services
+    global _services, _settings
     with _lock:
         _services = None
+        _settings = None

@@ -38,7 +38,8 @@ from shared.domain.enrollment import iso, parse_iso
 from shared.errors import DomainError, Invalid, MessageRejected, NotFound
 from shared.ports import OutgoingMessage
 
-HR_SCHEMA = Path(__file__).resolve().parents[1] / "docs" / "hr-events.schema.json"
+# Package data beside the code: the deployment package ships shared/ but not docs/.
+HR_SCHEMA = Path(__file__).resolve().parent / "contracts" / "hr-events.schema.json"
 
 T = TypeVar("T")
 C = TypeVar("C")
@@ -59,7 +60,7 @@ def outcome_for(exc: BaseException) -> Outcome:
 
 
 class AuditPort(Protocol):  # the one method deliver needs (shared.services.audit.AuditLog)
-    def write(self, action: str, *, actor: str, subject: str | None = None, **details: Any) -> str: ...
+    def write(self, action: str, *, actor: str, subject: str | None = None, **details: object) -> str: ...
 
 
 def deliver(body: bytes, parse: Callable[[bytes], C], run: Callable[[C], T], *, audit: AuditPort, source: str,
@@ -122,7 +123,9 @@ def decode_hr_event(body: bytes, *, termination_types: tuple[str, ...]) -> HrTer
     errors = sorted(_hr_validator().iter_errors(event), key=lambda e: list(e.path))
     if errors:
         where = "/".join(str(p) for p in errors[0].path) or "(root)"
-        raise Invalid(f"HR event does not match docs/hr-events.schema.json at {where}: {errors[0].message[:200]}")
+        # The keyword, never the validator's message: that message quotes the value (an employee id).
+        raise Invalid(f"HR event does not match shared/contracts/hr-events.schema.json at {where}: "
+                      f"the '{errors[0].validator}' rule fails")
     if event["type"] not in termination_types:
         return None
     try:

@@ -9,12 +9,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from shared import commands
-from shared.domain.principal import Principal, PrincipalError, parse_principal, require_mfa
+from shared.domain.principal import Principal, PrincipalError, parse_principal, require_mfa, usable_key
 from shared.errors import (
     Conflict,
     ConsentRequired,
     DomainError,
-    FaceEnrollmentError,
     FaceTransientError,
     Forbidden,
     Invalid,
@@ -43,6 +42,27 @@ def status_for(exc: DomainError) -> int:
     return next((status for cls, status in STATUS_FOR if isinstance(exc, cls)), 400)
 
 
+class AuthenticationNotConfigured(Exception):
+    """``PRINCIPAL_SOURCE=appservice`` but App Service Authentication is off: nothing vouches for the
+    principal header, so the app refuses every request instead of trusting what anyone could forge."""
+
+
+_not_configured_logged = False
+
+
+def _trusted_source(settings: Settings) -> None:
+    """Fails closed: the header is trusted only where something we control put it there."""
+    global _not_configured_logged
+    if settings.principal_source == "local" or settings.website_auth_enabled:
+        return
+    if not _not_configured_logged:  # one error per instance says why; every request still gets its 503
+        _not_configured_logged = True
+        log.error("App Service Authentication is not enabled on this app (WEBSITE_AUTH_ENABLED is not True) and "
+                  "PRINCIPAL_SOURCE=appservice: every request except /api/health is refused with 503. "
+                  "Deploy infra/ (it configures authsettingsV2) or enable Authentication on the app.")
+    raise AuthenticationNotConfigured()
+
+
 class Reply:
     def __init__(self, status: int, body: Any = None, headers: Mapping[str, str] | None = None) -> None:
         self.status = status
@@ -53,13 +73,37 @@ class Reply:
         return b"" if self.body is None else json.dumps(self.body).encode()
 
 
-def principal_from(headers: Mapping[str, str], settings: Settings, *, mfa: bool = False) -> Principal:
+def principal_from(headers: Mapping[str, str], settings: Settings, *, mfa: bool = False,
+                   admin: str | None = None) -> Principal:
+    """Who is calling, checked before anything else about the request (body included) is looked at.
+
+    ``admin`` names the action for the 403 message and requires the admin role *and* a multi-factor
+    sign-in; ``mfa`` requires the latter alone.
+    """
+    _trusted_source(settings)
     value = next((v for k, v in headers.items() if k.lower() == PRINCIPAL_HEADER.lower()), None)
     p = parse_principal(value, user_key_claim=settings.user_key_claim, hr_key_claim=settings.hr_key_claim,
-                        admin_role=settings.admin_role)
-    if mfa:
+                        admin_role=settings.admin_role, tenant_id=settings.auth_tenant_id,
+                        mfa_amr_values=settings.mfa_amr_values)
+    if admin is not None:
+        require_admin(p, admin)
+        require_mfa(p)
+    elif mfa:
         require_mfa(p)
     return p
+
+
+def route_key(params: Mapping[str, str], name: str) -> str:
+    """A route parameter that names a stored record (a user key, a receipt or run id). One that no
+    record could have (``/``, ``#``, control characters, over-long) is refused here, as a 400 for a
+    user key and a 404 for an id, instead of reaching Table storage and failing there as a 500."""
+    value = params.get(name, "")
+    if usable_key(value):
+        return value
+    if name == "userKey":
+        raise Invalid("userKey is not a user key this service could hold: it is empty, too long, or "
+                      "contains / \\ # ? or a control character.")
+    raise NotFound(f"No such {name[:-2] if name.endswith('Id') else name}.")
 
 
 def json_body(raw: bytes) -> dict[str, Any]:
@@ -67,6 +111,8 @@ def json_body(raw: bytes) -> dict[str, Any]:
         doc = json.loads(raw or b"{}")
     except ValueError as exc:
         raise Invalid("The request body is not valid JSON.") from exc
+    except RecursionError as exc:  # "[[[[...": too deep to parse is a bad request, not a 500
+        raise Invalid("The request body is nested too deeply.") from exc
     if not isinstance(doc, dict):
         raise Invalid("The request body must be a JSON object.")
     return doc
@@ -76,6 +122,10 @@ def handle(action: Callable[[], Reply]) -> Reply:
     """Runs one request; a known failure becomes its status with a reason, anything else a 500 with an id."""
     try:
         return action()
+    except AuthenticationNotConfigured:
+        return Reply(503, {"error": {"code": "AuthenticationNotConfigured",
+                                     "message": "Sign-in is not configured for this service, so it refuses every "
+                                                "request. An operator must enable App Service Authentication."}})
     except PrincipalError as exc:
         return Reply(exc.status, {"error": {"code": "Unauthorized" if exc.status == 401 else "Forbidden",
                                             "message": exc.reason}})
@@ -90,8 +140,9 @@ def handle(action: Callable[[], Reply]) -> Reply:
     except (TransientFailure, FaceTransientError, RecordConflict):
         return Reply(503, {"error": {"code": "TryAgain", "message": "The service is busy; try again in a moment."}},
                      {"Retry-After": "2"})
-    except FaceEnrollmentError as exc:
+    except Exception as exc:  # anything unforeseen still answers in the documented shape, with no details
         error_id = uuid.uuid4().hex
+        # The class only: an SDK's message can quote a URL with a user key in it.
         log.error("request failed: %s (error %s)", exc.__class__.__name__, error_id)
         return Reply(500, {"error": {"code": "InternalError", "message": "Something went wrong.", "errorId": error_id}})
 
@@ -122,7 +173,7 @@ def create_uploads(principal: Principal, body: Mapping[str, Any]) -> commands.Cr
 
 
 def grant_override(admin: Principal, user_key: str, body: Mapping[str, Any]) -> commands.GrantOverride:
-    require_admin(admin, "grant a quality override")
+    """``admin`` was authorised by principal_from(admin=...)."""
     reason = body.get("reason")
     hours = body.get("expiresInHours")
     if not isinstance(reason, str) or not reason.strip():
@@ -133,14 +184,12 @@ def grant_override(admin: Principal, user_key: str, body: Mapping[str, Any]) -> 
 
 
 def start_reenrollment(admin: Principal, body: Mapping[str, Any]) -> commands.StartReenrollment:
-    require_admin(admin, "start a re-enrollment")
     model = body.get("recognitionModel")
     if not isinstance(model, str) or not model.startswith("recognition_"):
         raise Invalid("recognitionModel must name a recognition model, e.g. recognition_05.")
     return commands.StartReenrollment(model, admin.user_key)
 
 
-def run_purge(admin: Principal, body: Mapping[str, Any]) -> commands.RunPurge:
-    require_admin(admin, "run the purge")
+def run_purge(body: Mapping[str, Any]) -> commands.RunPurge:
     # Only an explicit false deletes: a missing body or any other value is a dry run.
     return commands.RunPurge(dry_run=body.get("dryRun", True) is not False, trigger="admin")

@@ -93,7 +93,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "in Azure; locally it simulates Easy Auth being on."),
     SettingSpec("AUTH_TENANT_ID", None, "azure",
                 "Entra tenant id. When set, a principal whose `tid` claim differs is refused with 401."),
-    SettingSpec("MFA_AMR_VALUES", "mfa,ngcmfa,fido,wiaormfa,hwk,swk,sc", "both",
+    SettingSpec("MFA_AMR_VALUES", "mfa,ngcmfa,fido", "both",
                 "Comma-separated `amr` values that count as a multi-factor sign-in (consent, uploads, admin routes)."),
     SettingSpec("USER_KEY_CLAIM", "oid", "both", "Claim of the signed-in principal that identifies the user."),
     SettingSpec("HR_KEY_CLAIM", "employeeid", "both", "Claim that carries the HR employee id."),
@@ -135,45 +135,71 @@ def _opt(env: Mapping[str, str], name: str) -> str | None:
     return env.get(name) or _DEFAULTS[name]
 
 
+_NO_ENV: Mapping[str, str] = {}
+
+
+def _amr_values(env: Mapping[str, str]) -> frozenset[str]:
+    return frozenset(v.strip().lower() for v in _str(env, "MFA_AMR_VALUES").split(",") if v.strip())
+
+
+def _event_types(env: Mapping[str, str]) -> tuple[str, ...]:
+    return tuple(t.strip() for t in _str(env, "TERMINATION_EVENT_TYPES").split(",") if t.strip())
+
+
+def _thresholds(env: Mapping[str, str]) -> Thresholds:
+    return Thresholds(
+        min_face_area=_int(env, "QUALITY_MIN_FACE_AREA"),
+        max_yaw=_float(env, "QUALITY_MAX_YAW"),
+        max_pitch=_float(env, "QUALITY_MAX_PITCH"),
+        max_roll=_float(env, "QUALITY_MAX_ROLL"),
+        max_blur=_float(env, "QUALITY_MAX_BLUR"),
+        min_exposure=_float(env, "QUALITY_MIN_EXPOSURE"),
+        max_exposure=_float(env, "QUALITY_MAX_EXPOSURE"),
+        min_recognition_quality=_str(env, "QUALITY_MIN_RECOGNITION"),
+    )
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
+    """Every default comes from ``SETTINGS`` (read with an empty environment): one source of each."""
+
     photo_storage_connection: str | None = None
     blob_service_uri: str | None = None
     queue_service_uri: str | None = None
     table_service_uri: str | None = None
     managed_identity_client_id: str | None = None
     servicebus_namespace: str | None = None
-    messaging_transport: str = "servicebus"
-    face_endpoint: str = "http://127.0.0.1:7072"
-    face_api_version: str = "v1.2"
+    messaging_transport: str = _str(_NO_ENV, "MESSAGING_TRANSPORT")
+    face_endpoint: str = _str(_NO_ENV, "FACE_ENDPOINT")
+    face_api_version: str = _str(_NO_ENV, "FACE_API_VERSION")
     face_key: str | None = None
-    recognition_model: str = "recognition_04"
-    detection_model: str = "detection_03"
-    face_calls_per_second: float = 10.0
-    face_timeout_seconds: float = 10.0
-    face_max_retries: int = 5
-    uploads_container: str = "uploads"
-    kept_photos_container: str = "kept-photos"
-    table_prefix: str = "faceenroll"
-    revocations_queue: str = "revocations"
-    model_updates_queue: str = "model-updates"
-    reenroll_work_queue: str = "reenroll-work"
-    hr_events_topic: str = "hr-events"
-    hr_events_subscription: str = "face-enrollment"
-    user_key_claim: str = "oid"
-    hr_key_claim: str = "employeeid"
-    admin_role: str = "FaceEnrollment.Admin"
-    principal_source: str = "appservice"
+    recognition_model: str = _str(_NO_ENV, "FACE_RECOGNITION_MODEL")
+    detection_model: str = _str(_NO_ENV, "FACE_DETECTION_MODEL")
+    face_calls_per_second: float = _float(_NO_ENV, "FACE_CALLS_PER_SECOND")
+    face_timeout_seconds: float = _float(_NO_ENV, "FACE_TIMEOUT_SECONDS")
+    face_max_retries: int = _int(_NO_ENV, "FACE_MAX_RETRIES")
+    uploads_container: str = _str(_NO_ENV, "UPLOADS_CONTAINER")
+    kept_photos_container: str = _str(_NO_ENV, "KEPT_PHOTOS_CONTAINER")
+    table_prefix: str = _str(_NO_ENV, "TABLE_PREFIX")
+    revocations_queue: str = _str(_NO_ENV, "REVOCATIONS_QUEUE")
+    model_updates_queue: str = _str(_NO_ENV, "MODEL_UPDATES_QUEUE")
+    reenroll_work_queue: str = _str(_NO_ENV, "REENROLL_WORK_QUEUE")
+    hr_events_topic: str = _str(_NO_ENV, "HR_EVENTS_TOPIC")
+    hr_events_subscription: str = _str(_NO_ENV, "HR_EVENTS_SUBSCRIPTION")
+    user_key_claim: str = _str(_NO_ENV, "USER_KEY_CLAIM")
+    hr_key_claim: str = _str(_NO_ENV, "HR_KEY_CLAIM")
+    admin_role: str = _str(_NO_ENV, "ADMIN_ROLE")
+    principal_source: str = _str(_NO_ENV, "PRINCIPAL_SOURCE")
     website_auth_enabled: bool = False
     auth_tenant_id: str | None = None
-    mfa_amr_values: frozenset[str] = frozenset({"mfa", "ngcmfa", "fido", "wiaormfa", "hwk", "swk", "sc"})
-    termination_event_types: tuple[str, ...] = ("hr.employee.terminated",)
-    sas_ttl_minutes: int = 10
-    consent_retention_days: int = 365
-    upload_max_age_minutes: int = 60
-    group_grace_days: int = 7
-    training_coalesce_seconds: float = 5.0
-    quality: Thresholds = field(default_factory=Thresholds)
+    mfa_amr_values: frozenset[str] = _amr_values(_NO_ENV)
+    termination_event_types: tuple[str, ...] = _event_types(_NO_ENV)
+    sas_ttl_minutes: int = _int(_NO_ENV, "SAS_TTL_MINUTES")
+    consent_retention_days: int = _int(_NO_ENV, "CONSENT_RETENTION_DAYS")
+    upload_max_age_minutes: int = _int(_NO_ENV, "UPLOAD_MAX_AGE_MINUTES")
+    group_grace_days: int = _int(_NO_ENV, "GROUP_GRACE_DAYS")
+    training_coalesce_seconds: float = _float(_NO_ENV, "TRAINING_COALESCE_SECONDS")
+    quality: Thresholds = field(default_factory=lambda: _thresholds(_NO_ENV))
 
     @property
     def uses_storage_queue_bus(self) -> bool:
@@ -218,27 +244,14 @@ class Settings:
             principal_source=principal_source,
             website_auth_enabled=_str(e, "WEBSITE_AUTH_ENABLED").strip().lower() == "true",
             auth_tenant_id=(_opt(e, "AUTH_TENANT_ID") or "").strip().lower() or None,
-            mfa_amr_values=frozenset(
-                v.strip().lower() for v in _str(e, "MFA_AMR_VALUES").split(",") if v.strip()
-            ),
-            termination_event_types=tuple(
-                t.strip() for t in _str(e, "TERMINATION_EVENT_TYPES").split(",") if t.strip()
-            ),
+            mfa_amr_values=_amr_values(e),
+            termination_event_types=_event_types(e),
             sas_ttl_minutes=sas_ttl,
             consent_retention_days=_int(e, "CONSENT_RETENTION_DAYS"),
             upload_max_age_minutes=_int(e, "UPLOAD_MAX_AGE_MINUTES"),
             group_grace_days=_int(e, "GROUP_GRACE_DAYS"),
             training_coalesce_seconds=_float(e, "TRAINING_COALESCE_SECONDS"),
-            quality=Thresholds(
-                min_face_area=_int(e, "QUALITY_MIN_FACE_AREA"),
-                max_yaw=_float(e, "QUALITY_MAX_YAW"),
-                max_pitch=_float(e, "QUALITY_MAX_PITCH"),
-                max_roll=_float(e, "QUALITY_MAX_ROLL"),
-                max_blur=_float(e, "QUALITY_MAX_BLUR"),
-                min_exposure=_float(e, "QUALITY_MIN_EXPOSURE"),
-                max_exposure=_float(e, "QUALITY_MAX_EXPOSURE"),
-                min_recognition_quality=_str(e, "QUALITY_MIN_RECOGNITION"),
-            ),
+            quality=_thresholds(e),
         )
 
 

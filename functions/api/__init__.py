@@ -26,12 +26,20 @@ def _respond(make: Callable[[], Reply]) -> func.HttpResponse:
                              mimetype="application/json")
 
 
-def _ctx(req: func.HttpRequest, *, mfa: bool = False) -> tuple[Services, Principal]:
-    from shared.bootstrap import services
+def route_key(params: dict[str, str], name: str) -> str:
+    from shared.http_api import route_key as checked
+
+    return checked(params, name)
+
+
+def _ctx(req: func.HttpRequest, *, mfa: bool = False, admin: str | None = None) -> tuple[Services, Principal]:
+    """The services and the caller, authenticated (and, for ``admin=<action>``, authorised with MFA)
+    before the route reads anything else from the request."""
+    from shared.bootstrap import services, settings
     from shared.http_api import principal_from
 
-    s = services()
-    return s, principal_from(req.headers, s.settings, mfa=mfa)
+    principal = principal_from(req.headers, settings(), mfa=mfa, admin=admin)
+    return services(), principal
 
 
 @bp.route(route="health", methods=["GET"], auth_level=ANON)
@@ -91,8 +99,8 @@ def quality_override(req: func.HttpRequest) -> func.HttpResponse:
     def run() -> Reply:
         from shared.http_api import grant_override, json_body
 
-        s, p = _ctx(req)
-        command = grant_override(p, req.route_params["userKey"], json_body(req.get_body()))
+        s, p = _ctx(req, admin="grant a quality override")
+        command = grant_override(p, route_key(req.route_params, "userKey"), json_body(req.get_body()))
         return Reply(201, s.enrollment.grant_override(command).as_json())
     return _respond(run)
 
@@ -101,11 +109,9 @@ def quality_override(req: func.HttpRequest) -> func.HttpResponse:
 def admin_revoke(req: func.HttpRequest) -> func.HttpResponse:
     def run() -> Reply:
         from shared.commands import RequestRevocation
-        from shared.http_api import require_admin
 
-        s, p = _ctx(req)
-        require_admin(p, "revoke another user's enrollment")
-        command = RequestRevocation(p, req.route_params["userKey"], "revoked by an administrator")
+        s, p = _ctx(req, admin="revoke another user's enrollment")
+        command = RequestRevocation(p, route_key(req.route_params, "userKey"), "revoked by an administrator")
         return Reply(202, s.revocation.request(command).as_json())
     return _respond(run)
 
@@ -115,8 +121,8 @@ def receipt(req: func.HttpRequest) -> func.HttpResponse:
     def run() -> Reply:
         from shared.commands import ReadReceipt
 
-        s, p = _ctx(req)
-        return Reply(200, s.revocation.receipt(ReadReceipt(p, req.route_params["receiptId"])).as_json())
+        s, p = _ctx(req, admin="read deletion receipts")
+        return Reply(200, s.revocation.receipt(ReadReceipt(p, route_key(req.route_params, "receiptId"))).as_json())
     return _respond(run)
 
 
@@ -125,8 +131,8 @@ def purge_now(req: func.HttpRequest) -> func.HttpResponse:
     def run() -> Reply:
         from shared.http_api import json_body, run_purge
 
-        s, p = _ctx(req)
-        return Reply(200, s.purge.run(run_purge(p, json_body(req.get_body()))).as_json())
+        s, _p = _ctx(req, admin="run the purge")
+        return Reply(200, s.purge.run(run_purge(json_body(req.get_body()))).as_json())
     return _respond(run)
 
 
@@ -135,7 +141,7 @@ def start_reenrollment(req: func.HttpRequest) -> func.HttpResponse:
     def run() -> Reply:
         from shared.http_api import json_body, start_reenrollment
 
-        s, p = _ctx(req)
+        s, p = _ctx(req, admin="start a re-enrollment")
         return Reply(202, s.reenrollment.start(start_reenrollment(p, json_body(req.get_body()))).as_json())
     return _respond(run)
 
@@ -143,11 +149,8 @@ def start_reenrollment(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="admin/reenrollments/{runId}", methods=["GET"], auth_level=ANON)
 def reenrollment_progress(req: func.HttpRequest) -> func.HttpResponse:
     def run() -> Reply:
-        from shared.http_api import require_admin
-
-        s, p = _ctx(req)
-        require_admin(p, "read re-enrollment progress")
-        return Reply(200, s.reenrollment.progress(req.route_params["runId"]).as_json())
+        s, _p = _ctx(req, admin="read re-enrollment progress")
+        return Reply(200, s.reenrollment.progress(route_key(req.route_params, "runId")).as_json())
     return _respond(run)
 
 
@@ -155,9 +158,7 @@ def reenrollment_progress(req: func.HttpRequest) -> func.HttpResponse:
 def resume_reenrollment(req: func.HttpRequest) -> func.HttpResponse:
     def run() -> Reply:
         from shared.commands import ResumeReenrollment
-        from shared.http_api import require_admin
 
-        s, p = _ctx(req)
-        require_admin(p, "resume a re-enrollment")
-        return Reply(202, s.reenrollment.resume(ResumeReenrollment(p, req.route_params["runId"])).as_json())
+        s, p = _ctx(req, admin="resume a re-enrollment")
+        return Reply(202, s.reenrollment.resume(ResumeReenrollment(p, route_key(req.route_params, "runId"))).as_json())
     return _respond(run)

@@ -20,6 +20,9 @@ param publicNetworkAccess string = 'Enabled'
 @description('Globally unique custom subdomain (required for Entra ID authentication).')
 param customSubDomainName string = name
 
+@description('Log Analytics workspace that receives the account\'s Audit logs.')
+param logAnalyticsWorkspaceId string
+
 resource face 'Microsoft.CognitiveServices/accounts@2024-10-01' = {
   name: name
   location: location
@@ -37,6 +40,24 @@ resource face 'Microsoft.CognitiveServices/accounts@2024-10-01' = {
     networkAcls: {
       defaultAction: 'Allow'
     }
+  }
+}
+
+// Audit: who did what to the account (key, network and identity operations, data-plane access
+// with an Entra identity), kept for the workspace retention period. RequestResponse is NOT sent:
+// its per-request records may carry the request path, and Face paths contain personIds, which
+// must never reach a log that erasure cannot reach (docs/deployment.md, "Diagnostic logs").
+resource faceDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'face-audit-to-log-analytics'
+  scope: face
+  properties: {
+    workspaceId: logAnalyticsWorkspaceId
+    logs: [
+      {
+        category: 'Audit'
+        enabled: true
+      }
+    ]
   }
 }
 

@@ -6,7 +6,7 @@ param applicationInsightsName string
 param location string = resourceGroup().location
 param tags object = {}
 
-@description('Log retention in days.')
+@description('Log retention in days. Also bounds how long the resource logs of the photo account (blob names), Face and Service Bus stay: erasure reaches these logs only through retention.')
 param retentionInDays int = 30
 
 resource logAnalytics 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
@@ -39,3 +39,4 @@ resource applicationInsights 'Microsoft.Insights/components@2020-02-02' = {
 output applicationInsightsName string = applicationInsights.name
 output applicationInsightsId string = applicationInsights.id
 output logAnalyticsName string = logAnalytics.name
+output logAnalyticsId string = logAnalytics.id

@@ -2,7 +2,12 @@
 // (account, container, queue, topic) through an `existing` reference, and named
 // guid(scope id, principal id, role definition id) so re-deployments are idempotent.
 //
-// The app identity gets data-plane roles only; no control-plane role anywhere.
+// The app identity gets data roles only, but two of them carry one control-plane action each,
+// which the app needs: Storage Blob Data Contributor includes generateUserDelegationKey/action
+// (to sign the upload SAS), and Cognitive Services User includes
+// Microsoft.CognitiveServices/accounts/listkeys/action. The Face account has local auth disabled
+// (disableLocalAuth, policy CKV2_FACEENR_2), so listed keys cannot call it. No Owner,
+// Contributor or other management role is assigned anywhere.
 // The deploying user gets nothing here: it needs no access to biometric data.
 param appPrincipalId string
 param hostStorageAccountName string
@@ -13,6 +18,7 @@ param revocationsQueueName string
 param modelUpdatesQueueName string
 param reenrollWorkQueueName string
 param hrEventsTopicName string
+param hrEventsSubscriptionName string
 param faceAccountName string
 param applicationInsightsName string
 param systemTopicPrincipalId string
@@ -24,7 +30,6 @@ param hrSystemPrincipalId string = ''
 var roles = {
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
   storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
-  storageBlobDelegator: 'db58b8e5-c6ad-4a2a-8342-4190687cbf4a'
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   serviceBusDataSender: '69a216fc-b8fb-44d8-bc22-1f3c2cd27a39'
@@ -73,6 +78,11 @@ resource reenrollWorkQueue 'Microsoft.ServiceBus/namespaces/queues@2024-01-01' e
 resource hrEventsTopic 'Microsoft.ServiceBus/namespaces/topics@2024-01-01' existing = {
   parent: serviceBus
   name: hrEventsTopicName
+}
+
+resource hrEventsSubscription 'Microsoft.ServiceBus/namespaces/topics/subscriptions@2024-01-01' existing = {
+  parent: hrEventsTopic
+  name: hrEventsSubscriptionName
 }
 
 resource face 'Microsoft.CognitiveServices/accounts@2024-10-01' existing = {
@@ -129,6 +139,11 @@ resource hostTableContributor 'Microsoft.Authorization/roleAssignments@2022-04-0
 // Storage Blob Data Contributor (not Owner): the app reads, writes and deletes photos. Owner adds
 // only POSIX ACL / ownership management, meaningless on this flat-namespace account, so
 // Contributor is the least privilege. The Event Grid-sourced blob trigger reads the blob with it.
+// It also signs the upload SAS: Storage Blob Data Contributor includes the control-plane action
+// Microsoft.Storage/storageAccounts/blobServices/generateUserDelegationKey/action (Get User
+// Delegation Key), so no separate Storage Blob Delegator assignment is needed at account scope
+// (learn.microsoft.com/azure/role-based-access-control/built-in-roles/storage
+// #storage-blob-data-contributor; .../rest/api/storageservices/create-user-delegation-sas).
 resource photoBlobContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(photoStorage.id, appPrincipalId, roles.storageBlobDataContributor)
   scope: photoStorage
@@ -136,19 +151,6 @@ resource photoBlobContributor 'Microsoft.Authorization/roleAssignments@2022-04-0
     principalId: appPrincipalId
     principalType: 'ServicePrincipal'
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
-  }
-}
-
-// Storage Blob Delegator: getUserDelegationKey, to sign the per-blob, create-only upload SAS
-// (shared key is off, so a user-delegation SAS is the only SAS that works). Account scope is the
-// narrowest scope at which the delegation key can be requested.
-resource photoBlobDelegator 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(photoStorage.id, appPrincipalId, roles.storageBlobDelegator)
-  scope: photoStorage
-  properties: {
-    principalId: appPrincipalId
-    principalType: 'ServicePrincipal'
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDelegator)
   }
 }
 
@@ -258,11 +260,14 @@ resource reenrollWorkReceiver 'Microsoft.Authorization/roleAssignments@2022-04-0
   }
 }
 
-// Azure Service Bus Data Receiver on `hr-events` (its `face-enrollment` subscription is the
-// revoke function's HR trigger). The app never sends to this topic.
+// Azure Service Bus Data Receiver on the `face-enrollment` SUBSCRIPTION of `hr-events` (the
+// revoke function's HR trigger), not on the topic: a topic-scoped receiver could read every
+// other consumer's subscription of the HR feed too. Service Bus roles can be assigned at queue,
+// topic or topic-subscription scope (learn.microsoft.com/azure/service-bus-messaging/
+// service-bus-managed-service-identity, "Assign a role using Azure CLI"). The app never sends here.
 resource hrEventsReceiver 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(hrEventsTopic.id, appPrincipalId, roles.serviceBusDataReceiver)
-  scope: hrEventsTopic
+  name: guid(hrEventsSubscription.id, appPrincipalId, roles.serviceBusDataReceiver)
+  scope: hrEventsSubscription
   properties: {
     principalId: appPrincipalId
     principalType: 'ServicePrincipal'
@@ -285,8 +290,10 @@ resource hrSystemSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = i
 // Face and monitoring
 // ---------------------------------------------------------------------------------------------
 
-// Cognitive Services User on the Face account: data-plane calls with an Entra token (no key
-// listing: the account has local auth disabled).
+// Cognitive Services User on the Face account: data-plane calls with an Entra token. The role
+// also includes listkeys/action (a control-plane action); with disableLocalAuth the keys it could
+// list are not accepted by the account, so it grants no key-based access. There is no narrower
+// built-in role for Face data calls.
 resource faceUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(face.id, appPrincipalId, roles.cognitiveServicesUser)
   scope: face

@@ -23,6 +23,9 @@ param duplicateDetectionWindow string = 'PT1H'
 @description('Time to live of a message before it expires (and is dead-lettered).')
 param messageTimeToLive string = 'P14D'
 
+@description('Log Analytics workspace that receives the namespace\'s operational (management) logs.')
+param logAnalyticsWorkspaceId string
+
 resource namespace 'Microsoft.ServiceBus/namespaces@2024-01-01' = {
   name: name
   location: location
@@ -104,6 +107,23 @@ resource hrEventsSubscription 'Microsoft.ServiceBus/namespaces/topics/subscripti
     deadLetteringOnFilterEvaluationExceptions: true
     defaultMessageTimeToLive: messageTimeToLive
     requiresSession: false
+  }
+}
+
+// Management operations on the namespace and its entities (create, update, delete, role and
+// network changes). Data-plane audit (RuntimeAuditLogs: who sent or received) exists only on the
+// Premium tier, so a Standard namespace cannot record it; see docs/deployment.md.
+resource namespaceDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'servicebus-to-log-analytics'
+  scope: namespace
+  properties: {
+    workspaceId: logAnalyticsWorkspaceId
+    logs: [
+      {
+        category: 'OperationalLogs'
+        enabled: true
+      }
+    ]
   }
 }
 

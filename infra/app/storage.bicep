@@ -23,7 +23,17 @@ param deadLetterContainerName string
 @description('Lifecycle backstop: delete blobs in the uploads container older than this many days (the app purges stale uploads after UPLOAD_MAX_AGE_MINUTES itself).')
 param uploadsMaxAgeDays int = 1
 
-@description('Storage redundancy. ZRS keeps copies in-region only: no asynchronous secondary-region copy of biometric data.')
+@description('Dead-lettered Event Grid events (each names an uploaded blob) are deleted after this many days.')
+@minValue(1)
+param deadLetterMaxAgeDays int = 14
+
+@description('Origins allowed to PUT photos with a SAS URL from a browser (the function app\'s own origin).')
+param corsAllowedOrigins array
+
+@description('Log Analytics workspace that receives the photo account\'s blob read/write/delete logs.')
+param logAnalyticsWorkspaceId string
+
+@description('Storage redundancy. ZRS keeps copies in-region only: no asynchronous secondary-region copy of biometric data. Not every region offers ZRS: scripts/preflight.sh checks and tells you to set STORAGE_SKU=Standard_LRS.')
 @allowed([
   'Standard_LRS'
   'Standard_ZRS'
@@ -135,6 +145,58 @@ resource photoBlobService 'Microsoft.Storage/storageAccounts/blobServices@2024-0
     restorePolicy: {
       enabled: false
     }
+    // CORS for the browser upload: the front end (served by the app) PUTs each photo to its
+    // per-blob, create-only SAS URL. Only the app's origin, only PUT (the service answers the
+    // OPTIONS preflight for matching rules), only the headers that upload sends; exposed: only
+    // the request id, for support. (pycep, checkov's parser, rejects 5+ comment lines here.)
+    cors: {
+      corsRules: [
+        {
+          allowedOrigins: corsAllowedOrigins
+          allowedMethods: [
+            'PUT'
+          ]
+          allowedHeaders: [
+            'x-ms-blob-type'
+            'content-type'
+            'x-ms-version'
+            'x-ms-date'
+            'x-ms-client-request-id'
+            'content-length'
+          ]
+          exposedHeaders: [
+            'x-ms-request-id'
+          ]
+          maxAgeInSeconds: 3600
+        }
+      ]
+    }
+  }
+}
+
+// Access log of the biometric photos: every read, write and delete of a blob, with the caller's
+// identity, sent to Log Analytics. These records name the blob (an upload id or a kept-photo
+// name); they leave the workspace after its retention period (monitoring.bicep), which is how an
+// erasure eventually reaches them. See docs/deployment.md, "Diagnostic logs".
+resource photoBlobDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'photo-blob-access-to-log-analytics'
+  scope: photoBlobService
+  properties: {
+    workspaceId: logAnalyticsWorkspaceId
+    logs: [
+      {
+        category: 'StorageRead'
+        enabled: true
+      }
+      {
+        category: 'StorageWrite'
+        enabled: true
+      }
+      {
+        category: 'StorageDelete'
+        enabled: true
+      }
+    ]
   }
 }
 
@@ -198,11 +260,39 @@ resource photoLifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@20
             }
           }
         }
+        {
+          // Dead-lettered BlobCreated events carry the blob URL (an upload id) and need a person
+          // to look at them within days, not forever.
+          name: 'delete-old-eventgrid-deadletters'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              // Event Grid's blob type for dead letters is not documented: cover both kinds
+              // that a lifecycle delete supports.
+              blobTypes: [
+                'blockBlob'
+                'appendBlob'
+              ]
+              prefixMatch: [
+                '${deadLetterContainerName}/'
+              ]
+            }
+            actions: {
+              baseBlob: {
+                delete: {
+                  daysAfterModificationGreaterThan: deadLetterMaxAgeDays
+                }
+              }
+            }
+          }
+        }
       ]
     }
   }
   dependsOn: [
     uploadsContainer
+    deadLetterContainer
   ]
 }
 

@@ -192,25 +192,6 @@ class DlibModel:
         out.sort(key=lambda d: d.area, reverse=True)
         return out[:max_faces]
 
-    def landmarks68_for(self, img: np.ndarray, det: Detection) -> np.ndarray:
-        with self._lock:
-            self._load()
-            rect = self._dlib.rectangle(det.left, det.top, det.left + det.width, det.top + det.height)
-            s68 = self._sp68(img, rect)
-            return np.array([[p.x, p.y] for p in s68.parts()], dtype=np.float64)
-
-    def chip_for(self, img: np.ndarray, det: Detection) -> np.ndarray:
-        """Aligned face chip (computed at full resolution when it was not already)."""
-        if det.chip is not None:
-            return det.chip
-        with self._lock:
-            self._load()
-            rect = self._dlib.rectangle(det.left, det.top, det.left + det.width, det.top + det.height)
-            s5 = self._sp5(img, rect)
-            det.chip = np.asarray(self._dlib.get_face_chip(img, s5, size=150, padding=0.25))
-            return det.chip
-
-
 def synthetic_descriptor(data: bytes) -> np.ndarray:
     """Deterministic unit descriptor from the image bytes (synthetic mode)."""
     seed = int.from_bytes(hashlib.sha256(data).digest()[:8], "big")

@@ -10,7 +10,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -640,6 +640,3 @@ class Store:
                                "Large person group training is not finished.")
             raise ApiError(400, "LargePersonGroupNotTrained", "Large person group not trained.")
         return snap.identify(queries, max_candidates, threshold)
-
-    def iter_groups(self) -> Iterator[Group]:
-        return iter(list(self.groups.values()))

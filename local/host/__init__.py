@@ -18,7 +18,7 @@ from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import azure.functions as func
 
@@ -248,6 +248,12 @@ class LocalHost:
         }
 
 
+class MethodNotAllowed(HostError):
+    def __init__(self, message: str, allowed: list[str]) -> None:
+        super().__init__(message, status=405)
+        self.allowed = allowed
+
+
 def _handler(host: LocalHost) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -256,9 +262,43 @@ def _handler(host: LocalHost) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:
             log.debug("%s " + format, self.address_string(), *args)
 
-        def _body(self) -> bytes:
-            length = int(self.headers.get("Content-Length") or 0)
+        def _read_body(self) -> bytes:
+            """The whole body, read before any routing: a reply that ignored it (404, 405, 401) would
+            leave its bytes in the connection, to be parsed as the next request's start (keep-alive)."""
+            text = self.headers.get("Content-Length") or "0"
+            if self.headers.get("Transfer-Encoding", "").lower() == "chunked" or not text.isdigit():
+                self.close_connection = True  # nothing tells where this request ends: do not reuse the connection
+                raise HostError("a request body needs a valid Content-Length", status=411 if not text.isdigit() else 400)
+            length = int(text)
             return self.rfile.read(length) if length else b""
+
+        def _body(self) -> bytes:
+            return self._request_body
+
+        def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+            """http.server's own refusals (header too large, bad request line, unknown method) in the
+            documented JSON shape instead of its HTML page."""
+            codes = {400: "BadRequest", 405: "MethodNotAllowed", 414: "UriTooLong", 431: "HeadersTooLarge",
+                     501: "MethodNotAllowed"}
+            status = 405 if code == 501 else code
+            body = json.dumps({"error": {"code": codes.get(status, "BadRequest"),
+                                         "message": message or "The request could not be read."}}).encode()
+            try:
+                self.send_response(status, message)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Connection", "close")
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+            finally:
+                self.close_connection = True
+
+        def __getattr__(self, name: str) -> Any:
+            # Any method (TRACE, PROPFIND, ...) is routed, so unknown ones get a JSON 405, not a 501 page.
+            if name.startswith("do_"):
+                return self._dispatch
+            raise AttributeError(name)
 
         def _send(self, status: int, body: bytes | dict[str, Any] | list[Any] | None = None,
                   headers: dict[str, str] | None = None) -> None:
@@ -279,12 +319,19 @@ def _handler(host: LocalHost) -> type[BaseHTTPRequestHandler]:
             if raw and self.command != "HEAD":
                 self.wfile.write(raw)
 
-        def _error(self, status: int, message: str) -> None:
-            self._send(status, {"error": message})
+        def _error(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+            if self.path.startswith("/api/"):  # the app's documented error shape (docs/openapi.json)
+                codes = {400: "BadRequest", 404: "NotFound", 405: "MethodNotAllowed", 411: "LengthRequired",
+                         500: "InternalError"}
+                return self._send(status, {"error": {"code": codes.get(status, "Error"), "message": message}}, headers)
+            self._send(status, {"error": message}, headers)
 
         def _dispatch(self) -> None:
             try:
+                self._request_body = self._read_body()
                 self._route()
+            except MethodNotAllowed as exc:
+                self._error(405, str(exc), {"Allow": ", ".join(exc.allowed)})
             except HostError as exc:
                 self._error(exc.status, str(exc))
             except Exception as exc:  # never let a bad request take the host down
@@ -361,13 +408,15 @@ def _handler(host: LocalHost) -> type[BaseHTTPRequestHandler]:
                     url=f"http://{host.bind_host}:{host.http_port}{self.path}",
                     headers=dict(self.headers.items()),
                     params=params,
-                    route_params={k: v for k, v in match.groupdict().items() if v is not None},
+                    # Percent-decoded, as the Functions host binds them: a userKey of a%2Fb is "a/b".
+                    route_params={k: unquote(v) for k, v in match.groupdict().items() if v is not None},
                     body=self._body(),
                 )
                 result = host.invoker.invoke(info, request)
                 host.record(result)
-                if not result.ok:
-                    return self._send(500, {"error": "function failed", "invocationId": result.invocation_id})
+                if not result.ok:  # as the app's own catch-all would answer: the documented shape, no details
+                    return self._send(500, {"error": {"code": "InternalError", "message": "Something went wrong.",
+                                                      "errorId": result.invocation_id}})
                 value = result.value
                 if isinstance(value, func.HttpResponse):
                     headers = {k: v for k, v in value.headers.items() if k.lower() != "content-length"}
@@ -377,9 +426,10 @@ def _handler(host: LocalHost) -> type[BaseHTTPRequestHandler]:
                 if value is None:
                     return self._send(204, None)
                 return self._send(200, str(value).encode(), {"Content-Type": "text/plain; charset=utf-8"})
-            allowed = [i for i, r in host.http_routes if r.match(route)]
+            allowed = sorted({m.upper() for i, r in host.http_routes if r.match(route)
+                              for m in (i.trigger.get("methods") or [])})
             if allowed:
-                raise HostError(f"method {self.command} not allowed on /api/{route}", status=405)
+                raise MethodNotAllowed(f"method {self.command} not allowed on /api/{route}", allowed)
             raise HostError(f"no function serves /api/{route}", status=404)
 
     return Handler

@@ -11,7 +11,6 @@ import importlib
 import inspect
 import json
 import logging
-import os
 import re
 import time
 import uuid
@@ -201,7 +200,3 @@ class Invoker:
 
 async def _await(value: Any) -> Any:
     return await value
-
-
-def env_snapshot() -> dict[str, str]:
-    return dict(os.environ)

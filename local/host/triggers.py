@@ -49,7 +49,9 @@ def parse_events(body: bytes) -> list[dict[str, Any]]:
         if "specversion" in e:
             missing = [k for k in ("id", "source", "type") if not e.get(k)]
         else:
-            missing = [k for k in ("id", "eventType", "subject") if not e.get(k)]
+            # `subject` must be present but may be empty: Event Grid's SubscriptionValidationEvent has "".
+            missing = [k for k in ("id", "eventType") if not e.get(k)] + ([] if isinstance(e.get("subject"), str)
+                                                                           else ["subject"])
         if missing:
             raise HostError(f"event is missing required field(s): {', '.join(missing)}")
     return events

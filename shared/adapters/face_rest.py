@@ -10,6 +10,7 @@
   *path template* (never the real path: it holds the personId, which is a secret), status and time.
 * Service errors become the typed exceptions of ``shared.errors``; messages are scrubbed of anything
   that looks like an id, and no exception is chained to a ``requests`` error (whose text holds the URL).
+  The mapping and the scrubbing are in face_errors.py, the retry policy in face_retry.py.
 
 Importing this module is cheap: ``requests``, ``tenacity`` and ``azure.identity`` are imported on the
 first call, and the ``requests.Session`` is created then too.
@@ -19,19 +20,18 @@ from __future__ import annotations
 
 import json
 import logging
-import math
-import random
 import re
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import quote
 
 from shared import errors
 from shared.adapters.credentials import COGNITIVE_SERVICES_SCOPE
+from shared.adapters.face_errors import install_log_scrubbing, map_error, scrub
+from shared.adapters.face_retry import backoff_seconds, is_retryable, parse_retry_after
 from shared.ports import (
     Candidate,
     DetectedFace,
@@ -64,28 +64,15 @@ DETECT = "/detect"
 IDENTIFY = "/identify"
 VERIFY = "/verify"
 
-RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
-TRANSIENT_CODES = frozenset({"ConcurrentOperationConflict"})
 PAGE_SIZE = 1000
 
 # Face ids are UUIDs and group ids match ^[a-z0-9-_]+$ (<= 64); anything else (a '/', '..', an empty
 # string) would change which resource the path names, so it is refused before any call.
 _ID_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _TEMPLATE_FIELD_RE = re.compile(r"\{(\w+)\}")
-# Anything that looks like a UUID (with or without dashes) or a long hex run is an id to hide.
-_ID_LIKE_RE = re.compile(
-    r"[0-9a-fA-F]{24,}|[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
-)
-_MAX_MESSAGE = 300
 
 
 # --- pure helpers (unit-tested) -----------------------------------------------------------------
-def scrub(text: str) -> str:
-    """``text`` with every UUID-looking substring replaced by ``<id>``, cut to a sane length."""
-    cleaned = _ID_LIKE_RE.sub("<id>", text)
-    return cleaned if len(cleaned) <= _MAX_MESSAGE else cleaned[: _MAX_MESSAGE - 3] + "..."
-
-
 def build_path(template: str, **ids: str) -> str:
     """Fill a path template with URL-quoted ids. Raises ValueError (naming the field, never the value)."""
 
@@ -97,157 +84,6 @@ def build_path(template: str, **ids: str) -> str:
         return quote(value, safe="")
 
     return _TEMPLATE_FIELD_RE.sub(fill, template)
-
-
-def parse_retry_after(headers: Mapping[str, str], *, now: Callable[[], float] = time.time) -> float | None:
-    """Seconds to wait from ``retry-after-ms`` / ``x-ms-retry-after-ms`` / ``Retry-After``
-    (delta-seconds or an HTTP date). None when absent or unparseable; never negative."""
-    lowered = {k.lower(): v for k, v in headers.items()}
-    for name in ("retry-after-ms", "x-ms-retry-after-ms"):
-        raw = lowered.get(name)
-        if raw is not None:
-            try:
-                return max(0.0, float(raw.strip()) / 1000.0)
-            except ValueError:
-                pass
-    raw = lowered.get("retry-after")
-    if raw is None or not raw.strip():
-        return None
-    raw = raw.strip()
-    try:
-        seconds = float(raw)
-    except ValueError:
-        import email.utils  # only for the rare HTTP-date form (keeps module import cheap)
-
-        try:
-            when = email.utils.parsedate_to_datetime(raw)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        return max(0.0, when.timestamp() - now())
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
-
-
-def is_retryable(status: int, code: str = "") -> bool:
-    """429, 500/502/503/504, and 409 ConcurrentOperationConflict. No other 4xx is ever retried."""
-    return status in RETRYABLE_STATUSES or (status == 409 and code in TRANSIENT_CODES)
-
-
-def backoff_seconds(attempt: int, *, initial: float, maximum: float, retry_after: float | None,
-                    max_wait: float, rng: Callable[[float, float], float] = random.uniform) -> float:
-    """Wait before retry number ``attempt`` (1-based): exponential backoff with "equal jitter"
-    (half fixed, half random, so never an immediate retry), at least ``retry_after``, at most ``max_wait``."""
-    exp = min(maximum, initial * (2 ** max(0, attempt - 1)))
-    backoff = exp / 2 + float(rng(0.0, exp / 2))
-    return float(min(max_wait, max(backoff, retry_after or 0.0)))
-
-
-def _error_fields(body: bytes | str | None) -> tuple[str, str]:
-    """(code, message) from ``{"error":{"code","message"}}``, the legacy ``{"error":{"statusCode",
-    "message"}}`` or a bare ``{"code","message"}``; ("", "") when the body says nothing useful."""
-    if not body:
-        return "", ""
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        return "", ""
-    if not isinstance(data, dict):
-        return "", ""
-    err = data.get("error", data)
-    if not isinstance(err, dict):
-        return "", str(err) if isinstance(err, str) else ""
-    code = err.get("code")
-    message = err.get("message")
-    inner = err.get("innererror")
-    if isinstance(inner, dict) and isinstance(inner.get("message"), str) and inner.get("message"):
-        # e.g. 403 InvalidRequest / UnsupportedFeature (Limited Access not granted)
-        message = f"{message or ''} ({inner.get('code') or 'innererror'}: {inner['message']})".strip()
-    return (code if isinstance(code, str) else ""), (message if isinstance(message, str) else "")
-
-
-_CODE_TO_ERROR: dict[str, type[errors.FaceError]] = {
-    "LargePersonGroupNotFound": errors.LargePersonGroupNotFound,
-    "PersonNotFound": errors.PersonNotFound,
-    "PersistedFaceNotFound": errors.PersistedFaceNotFound,
-    "LargePersonGroupExists": errors.LargePersonGroupExists,
-    "LargePersonGroupNotTrained": errors.LargePersonGroupNotTrained,
-    "LargePersonGroupTrainingNotFinished": errors.LargePersonGroupTrainingNotFinished,
-    "InvalidImage": errors.FaceInvalidImage,
-    "InvalidImageSize": errors.FaceInvalidImage,
-    "BadArgument": errors.FaceBadRequest,
-    "InvalidURL": errors.FaceBadRequest,
-    "InvalidRequest": errors.FaceBadRequest,
-    "ConcurrentOperationConflict": errors.FaceConcurrentOperationConflict,
-    "QuotaExceeded": errors.FaceQuotaExceeded,
-    "RateLimitExceeded": errors.FaceRateLimited,
-    "Unauthorized": errors.FaceAuthError,
-    "PermissionDenied": errors.FaceAuthError,
-}
-
-
-def _class_for(status: int, code: str, message: str) -> type[errors.FaceError]:
-    if status == 429:
-        return errors.FaceRateLimited
-    if status in (401, 403) and code != "QuotaExceeded":
-        return errors.FaceAuthError
-    cls = _CODE_TO_ERROR.get(code)
-    if cls is errors.FaceBadRequest:
-        low = message.lower()
-        if "recognitionmodel" in low and "incompatible" in low:
-            return errors.FaceIncompatibleModel
-    if cls is not None:
-        return cls
-    if status == 400:
-        return errors.FaceBadRequest
-    if status == 404:
-        return errors.FaceNotFound
-    if status == 409:
-        return errors.FaceConflict
-    if status in RETRYABLE_STATUSES or status >= 500:
-        return errors.FaceTransientError
-    return errors.FaceError
-
-
-def map_error(status: int, body: bytes | str | None, *, method: str = "", template: str = "",
-              request_id: str = "") -> errors.FaceError:
-    """The typed exception for an error response. Its message is the service's, scrubbed of ids."""
-    code, message = _error_fields(body)
-    cls = _class_for(status, code, message)
-    where = f" ({method} {template})" if method else ""
-    text = scrub(message) if message else f"HTTP {status}"
-    return cls(f"Face {code or status}: {text}{where}", code=code or str(status), status=status,
-               request_id=request_id)
-
-
-class _PathScrubFilter(logging.Filter):
-    """urllib3 logs each request line at DEBUG ('"DELETE /face/v1.2/.../persons/<personId> HTTP/1.1"
-    200'); this filter, installed on its logger, scrubs ids out of those records."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            text = record.getMessage()
-        except (TypeError, ValueError):  # a malformed record is not ours to fix
-            return True
-        if _ID_LIKE_RE.search(text):
-            record.msg = _ID_LIKE_RE.sub("<id>", text)
-            record.args = None
-        return True
-
-
-_filter_lock = threading.Lock()
-_filter_installed = False
-
-
-def install_log_scrubbing() -> None:
-    """Scrub ids from urllib3's request-line logs (idempotent; done when the first session is built)."""
-    global _filter_installed
-    with _filter_lock:
-        if not _filter_installed:
-            logging.getLogger("urllib3.connectionpool").addFilter(_PathScrubFilter())
-            _filter_installed = True
 
 
 # --- the client ---------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import json
 import math
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -253,9 +253,3 @@ class StorageQueueBus:
         text = envelope.to_text()
         for name in storage_names:
             self.queue_client(name).send_message(text, visibility_timeout=delay or None)
-
-
-def outgoing_from_mapping(body: Mapping[str, Any] | bytes | str, *, message_id: str,
-                          properties: Mapping[str, Any] | None = None) -> OutgoingMessage:
-    raw = body if isinstance(body, bytes) else (body.encode() if isinstance(body, str) else json.dumps(body).encode())
-    return OutgoingMessage(body=raw, message_id=message_id, application_properties=dict(properties or {}))

@@ -24,23 +24,31 @@ __all__ = [
     "encode_principal",
     "parse_principal",
     "require_mfa",
+    "usable_key",
 ]
 
 HEADER = "X-MS-CLIENT-PRINCIPAL"
-MAX_HEADER_CHARS = 64 * 1024
+# Below the host's own limit on a header line (64 KiB), so this check, with its clear reason, is what answers.
+MAX_HEADER_CHARS = 16 * 1024
 
 OID_URI = "http://schemas.microsoft.com/identity/claims/objectidentifier"
+TID_URI = "http://schemas.microsoft.com/identity/claims/tenantid"
 AMR_URI = "http://schemas.microsoft.com/claims/authnmethodsreferences"
 ROLE_URI = "http://schemas.microsoft.com/ws/2008/06/identity/claims/role"
 
 #: Short claim name -> the long URI forms it may arrive as (and vice versa, see _aliases).
 _LONG_NAMES: Mapping[str, frozenset[str]] = {
     "oid": frozenset({OID_URI}),
+    "tid": frozenset({TID_URI}),
     "amr": frozenset({AMR_URI}),
     "roles": frozenset({ROLE_URI, "role"}),
 }
 
 SIGN_IN = "Sign in first."
+#: The only identity provider this app accepts: Microsoft Entra ID (App Service calls it ``aad``).
+AUTH_TYPE = "aad"
+#: What Entra ID puts in ``amr`` for a multi-factor sign-in when nothing else is configured.
+DEFAULT_MFA_AMR = frozenset({"mfa"})
 MFA_REQUIRED = "This action needs a multi-factor sign-in. Sign out and sign in again with multi-factor authentication."
 
 
@@ -79,7 +87,9 @@ def _decode(header_value: str) -> Any:
     try:
         raw = base64.b64decode(padded, validate=True)
         return json.loads(raw.decode("utf-8"))
-    except (binascii.Error, ValueError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+    # JSONDecodeError and UnicodeDecodeError are ValueErrors; a deeply nested document (``[[[[...``)
+    # exhausts the parser's recursion: all are a header we cannot read, never a 500.
+    except (binascii.Error, ValueError, RecursionError):
         raise PrincipalError(401, "The sign-in information could not be read. Sign out and sign in again.") from None
 
 
@@ -120,30 +130,61 @@ def _amr_values(values: Iterable[str]) -> set[str]:
     return found
 
 
+#: Longest user key or employee id accepted. Table keys may be up to 1 KiB; ours also carry prefixes.
+MAX_KEY_CHARS = 256
+_UNUSABLE_KEY_CHARS = frozenset("/\\#?") | frozenset(chr(c) for c in (*range(0x20), *range(0x7F, 0xA0)))
+
+
+def usable_key(value: str) -> bool:
+    """Whether ``value`` can be a Table storage key (and a blob-name-free identifier): no ``/ \\ # ?``,
+    no control characters, at most MAX_KEY_CHARS. External input that fails this is refused with a
+    4xx, never passed on to storage to fail there with a 500."""
+    return 0 < len(value) <= MAX_KEY_CHARS and not (set(value) & _UNUSABLE_KEY_CHARS)
+
+
 def parse_principal(header_value: str | None, *, user_key_claim: str = "oid", hr_key_claim: str = "employeeid",
-                    admin_role: str = "FaceEnrollment.Admin") -> Principal:
+                    admin_role: str = "FaceEnrollment.Admin", tenant_id: str | None = None,
+                    mfa_amr_values: frozenset[str] = DEFAULT_MFA_AMR) -> Principal:
     """Parses the ``X-MS-CLIENT-PRINCIPAL`` header; raises :class:`PrincipalError` (401) when it is unusable.
 
     * ``user_key`` — the ``user_key_claim`` (default ``oid``, short or long form); required, must be unique.
     * ``hr_key`` — the ``hr_key_claim`` (default ``employeeid``) or ``None``; conflicting values are refused.
     * ``roles`` — every ``roles``/``role``/role-URI claim plus the document's ``role_typ``; role names are
       case-sensitive, as Entra app-role values are; ``is_admin`` when ``admin_role`` is among them.
-    * ``mfa`` — an ``amr`` claim (short or long form) with value ``mfa`` (case-insensitive).
+    * ``mfa`` — an ``amr`` claim (short or long form) with one of ``mfa_amr_values`` (case-insensitive).
+
+    The document's ``auth_typ`` must be ``aad``: another provider configured on the app by mistake
+    (or a hand-made header) is not a sign-in this app understands. With ``tenant_id``, the ``tid``
+    claim (short or long form) must name that tenant: a guest token from another directory is refused.
     """
     if header_value is None or not header_value.strip():
         raise PrincipalError(401, SIGN_IN)
     document = _decode(header_value)
     claims = _claims(document)
+    auth_typ = document.get("auth_typ")
+    if not isinstance(auth_typ, str) or auth_typ.strip().lower() != AUTH_TYPE:
+        raise PrincipalError(401, "Sign in with your organisation's Microsoft Entra account.")
+    if tenant_id is not None:
+        tid = _single(claims, "tid", what="tenant")
+        if tid is None or tid.lower() != tenant_id.strip().lower():
+            raise PrincipalError(401, "Sign in with an account of this organisation's directory.")
     user_key = _single(claims, user_key_claim, what="user id")
     if user_key is None:
         raise PrincipalError(401, "The sign-in information does not identify you. Sign out and sign in again.")
+    if not usable_key(user_key):
+        raise PrincipalError(401, "The sign-in information has a user id this service cannot use. "
+                                  "Ask an administrator to check the USER_KEY_CLAIM setting.")
     hr_key = _single(claims, hr_key_claim, what="employee id")
+    if hr_key is not None and not usable_key(hr_key):
+        raise PrincipalError(401, "The sign-in information has an employee id this service cannot use. "
+                                  "Ask an administrator to check the HR_KEY_CLAIM setting.")
     role_types = set(_aliases("roles"))
     role_typ = document.get("role_typ")
     if isinstance(role_typ, str) and role_typ.strip():
         role_types.add(role_typ.strip().lower())
     roles = frozenset(_values(claims, frozenset(role_types)))
-    mfa = "mfa" in _amr_values(_values(claims, _aliases("amr")))
+    accepted = frozenset(v.lower() for v in mfa_amr_values)
+    mfa = bool(accepted & _amr_values(_values(claims, _aliases("amr"))))
     return Principal(user_key=user_key, hr_key=hr_key, is_admin=admin_role in roles, mfa=mfa, roles=roles)
 
 

@@ -153,16 +153,18 @@ class FaceObservation:
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Limits of the gate. ``min_recognition_quality`` is normalised to lower case; ``None`` turns that check off."""
+    """Limits of the gate. ``min_recognition_quality`` is normalised to lower case; ``None`` turns that check off.
 
-    min_face_area: int = 10000
-    max_yaw: float = 35.0
-    max_pitch: float = 35.0
-    max_roll: float = 20.0
-    max_blur: float = 0.4
-    min_exposure: float = 0.25
-    max_exposure: float = 0.75
-    min_recognition_quality: str | None = "high"
+    No defaults here: they are the ``QUALITY_*`` settings (shared/settings.py, ``Settings().quality``)."""
+
+    min_face_area: int
+    max_yaw: float
+    max_pitch: float
+    max_roll: float
+    max_blur: float
+    min_exposure: float
+    max_exposure: float
+    min_recognition_quality: str | None
 
     def __post_init__(self) -> None:
         level = self.min_recognition_quality

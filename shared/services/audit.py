@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any
 
 from shared.adapters.repositories import Repositories
 from shared.domain.enrollment import iso
@@ -21,12 +20,15 @@ class AuditLog:
         self._entries = repos.audit
         self._clock = clock
 
-    def write(self, action: str, *, actor: str, subject: str | None = None, **details: Any) -> str:
+    def write(self, action: str, *, actor: str, subject: str | None = None, **details: object) -> str:
         """``actor`` and ``subject`` are user keys or system names; ``details`` must hold no biometrics or personIds."""
+        return self.record(action, actor=actor, subject=subject, details=details)
+
+    def record(self, action: str, *, actor: str, subject: str | None = None, details: Mapping[str, object]) -> str:
         now = self._clock()
         entry_id = uuid.uuid4().hex
         self._entries.insert(AuditEntry(day=day_key(now), entry_id=f"{iso(now)}_{entry_id}", action=action, actor=actor,
-                                        subject=subject, at=iso(now), details=details))
+                                        subject=subject, at=iso(now), details=dict(details)))
         # The log line names the action and the entry, never the people involved.
         log.info("audit %s entry=%s", action, entry_id)
         return entry_id

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from shared.adapters.repositories import Repositories
+from shared.adapters.terms_files import Terms, current_terms
 from shared.commands import GrantConsent
 from shared.domain.enrollment import ConsentState, current_consent, iso, latest_grant, ledger_entry_id, parse_iso
 from shared.domain.erasure import day_key
@@ -17,7 +18,6 @@ from shared.errors import Conflict, RecordConflict, RecordExists
 from shared.ports import PhotoStorePort
 from shared.results import ConsentGranted
 from shared.services.audit import AuditLog
-from shared.services.terms import Terms, current_terms
 
 log = logging.getLogger("shared.consent")
 

@@ -163,7 +163,7 @@ class EnrollmentService:
         self._training.request()
         kept = self._dispose(current, upload, content=image.data)
         self._finish(upload, dom.ACCEPTED, kept=kept)
-        log.info("upload %s accepted", upload.upload_id)
+        log.info("upload accepted")  # no upload id: it names a blob of one person (the invocation id correlates)
         return "accepted"
 
     def _face_added(self, user: User) -> None:
@@ -172,7 +172,7 @@ class EnrollmentService:
     def _reject(self, upload: Upload, *, codes: tuple[str, ...], reasons: tuple[str, ...]) -> str:
         self._photos.delete_upload(upload.blob_name)
         self._finish(upload, dom.REJECTED, codes=codes, reasons=reasons)
-        log.info("upload %s rejected: %s", upload.upload_id, ",".join(codes))
+        log.info("upload rejected: %s", ",".join(codes))
         return "rejected"
 
     def _finish(self, upload: Upload, status: str, *, codes: tuple[str, ...] = (), reasons: tuple[str, ...] = (),

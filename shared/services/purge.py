@@ -93,8 +93,8 @@ class PurgeService:
             except Exception:
                 log.warning("training refresh failed during purge", exc_info=False)
         report.duration_ms = round((time.perf_counter() - started) * 1000)
-        body: dict[str, Any] = report.as_json()
-        self._audit.write("purge.report", actor=f"purge:{trigger}", **body)
+        body = report.as_json()
+        self._audit.record("purge.report", actor=f"purge:{trigger}", details=body)
         log.info("purge finished: %s", {k: v for k, v in body.items() if k != "errors"})
         return report
 

@@ -75,7 +75,7 @@ def test_http_trigger_routes_methods_params(probe_host: HostProcess) -> None:
     assert r.status_code == 201 and r.json()["body"] == "payload" and r.json()["name"] == "bob"
     assert requests.delete(f"{probe_host.url}/api/echo/bob", timeout=10).status_code == 405
     missing = requests.get(f"{probe_host.url}/api/nope", timeout=10)
-    assert missing.status_code == 404 and "no function" in missing.json()["error"]
+    assert missing.status_code == 404 and "no function" in missing.json()["error"]["message"]
 
 
 def test_failing_http_function_is_500_and_host_survives(probe_host: HostProcess) -> None:

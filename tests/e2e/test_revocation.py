@@ -130,11 +130,12 @@ def test_self_service_revocation_is_idempotent_and_final(app_stack: AppStack, tm
 def test_future_termination_is_scheduled(app_stack: AppStack, tmp_path: Path) -> None:
     user, employee = f"u-{uuid.uuid4().hex[:8]}", f"E{uuid.uuid4().hex[:6]}"
     enroll(app_stack, user, employee, ["obama/1.jpg"], store=False)
-    soon = (datetime.now(timezone.utc) + timedelta(seconds=4)).isoformat()
+    # Far enough ahead that a loaded machine still sees the user enrolled before it takes effect.
+    soon = (datetime.now(timezone.utc) + timedelta(seconds=15)).isoformat()
     send(app_stack, tmp_path, topic="hr-events", body=termination(employee, effective=soon), message_id=f"hr-{uuid.uuid4().hex}")
     app_stack.host.wait_idle()
     assert app_stack.call("GET", "enrollment", user=user).json()["status"] == "enrolled"
-    app_stack.wait_status(user, lambda s: s["status"] == "revoked", timeout=30)
+    app_stack.wait_status(user, lambda s: s["status"] == "revoked", timeout=60)
 
 
 def test_malformed_hr_event_is_dead_lettered_and_unknown_employee_completed(app_stack: AppStack, tmp_path: Path) -> None:
@@ -145,9 +146,9 @@ def test_malformed_hr_event_is_dead_lettered_and_unknown_employee_completed(app_
         lambda: [m for m in peek_deadletter(app_stack, "--topic", "hr-events", "--subscription", "face-enrollment")
                  if m["messageId"] == bad_id], timeout=60)
     assert letters[0]["deadLetterReason"] == "MaxDeliveryCountExceeded"
-    assert "does not match docs/hr-events.schema.json" in letters[0]["deadLetterErrorDescription"]
+    assert "does not match shared/contracts/hr-events.schema.json" in letters[0]["deadLetterErrorDescription"]
     failures = [i for i in app_stack.host.invocations("hr_events") if not i["ok"]]
-    assert any("does not match docs/hr-events.schema.json" in (i["error"] or "") for i in failures)
+    assert any("does not match shared/contracts/hr-events.schema.json" in (i["error"] or "") for i in failures)
     # Ten deliveries, one audit entry with the reason.
     audit = TableServiceClient.from_connection_string(app_stack.azurite.connection_string).get_table_client(
         f"{app_stack.env['TABLE_PREFIX']}audit")

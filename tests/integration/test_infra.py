@@ -8,7 +8,13 @@
   platform's, and the `both` defaults agree;
 - every %NAME% in a function binding is a declared setting, every binding connection is set in
   Bicep, and the post-deploy webhook targets a real Event Grid blob trigger;
-- the Service Bus entities match the local stand-in's topology.
+- the Service Bus entities match the local stand-in's topology;
+- App Service Authentication fails closed: scripts/check_infra.py's own auth check AND the
+  custom checkov policy CKV2_FACEENR_8 both fail on copies of infra/ with authsettingsV2 removed,
+  with AllowAnonymous, with requireAuthentication off; the auth check also fails when infra/
+  sets PRINCIPAL_SOURCE=local, sets WEBSITE_AUTH_ENABLED, or excludes another path;
+- the photo account's CORS rule, diagnostic settings and dead-letter lifecycle rule are as
+  documented.
 
 checkov runs from its own virtualenv (.venv-checkov). If it is missing these tests FAIL (CI
 installs it): python3 -m venv .venv-checkov && .venv-checkov/bin/pip install -r requirements-infra.txt
@@ -150,12 +156,80 @@ BROKEN: dict[str, tuple[str, Callable[[str], str], str]] = {
     "CKV2_FACEENR_7": ("app/monitoring.bicep",
                        _flip_in_resource("applicationInsights", "DisableLocalAuth: true", "DisableLocalAuth: false"),
                        "Microsoft.Insights/components.applicationInsights"),
+    "CKV2_FACEENR_8": ("app/api.bicep", lambda text: _remove_auth_resource(text),
+                       "Microsoft.Web/sites.functionApp"),
+}
+
+
+def _remove_auth_resource(text: str) -> str:
+    """api.bicep without the authsettingsV2 resource (as if someone deleted it)."""
+    start = text.index("resource auth 'Microsoft.Web/sites/config@")
+    end = text.index("\noutput ", start)
+    return text[:start] + text[end:]
+
+
+def _add_app_setting(name: str, value: str) -> Callable[[str], str]:
+    def edit(text: str) -> str:
+        anchor = "      appSettings: [\n"
+        at = text.index(anchor) + len(anchor)
+        return text[:at] + f"        {{\n          name: '{name}'\n          value: {value}\n        }}\n" + text[at:]
+
+    return edit
+
+
+def _replace_literal(old: str, new: str) -> Callable[[str], str]:
+    def edit(text: str) -> str:
+        assert text.count(old) == 1, f"{old!r} occurs {text.count(old)} times"
+        return text.replace(old, new)
+
+    return edit
+
+
+# Further broken copies for authentication: (file, edit, does CKV2_FACEENR_8 fail too?).
+# check_infra.auth_problems must report every one of them.
+AUTH_BROKEN: dict[str, tuple[str, Callable[[str], str], bool]] = {
+    "auth-removed": ("app/api.bicep", _remove_auth_resource, True),
+    "allow-anonymous": ("app/api.bicep",
+                        _replace_literal("unauthenticatedClientAction: 'Return401'",
+                                         "unauthenticatedClientAction: 'AllowAnonymous'"), True),
+    "require-auth-off": ("app/api.bicep",
+                         _replace_literal("requireAuthentication: true", "requireAuthentication: false"), True),
+    "principal-source-local": ("app/api.bicep",
+                               _replace_literal("name: 'PRINCIPAL_SOURCE'\n          value: 'appservice'",
+                                                "name: 'PRINCIPAL_SOURCE'\n          value: 'local'"), False),
+    "principal-source-param": ("app/api.bicep",
+                               _replace_literal("name: 'PRINCIPAL_SOURCE'\n          value: 'appservice'",
+                                                "name: 'PRINCIPAL_SOURCE'\n          value: principalSource"), False),
+    "website-auth-enabled": ("app/api.bicep", _add_app_setting("WEBSITE_AUTH_ENABLED", "'True'"), False),
+    "extra-excluded-path": ("app/api.bicep",
+                            _replace_literal("'/api/health'\n", "'/api/health'\n        '/api/admin/purge'\n"), False),
+    "common-issuer": ("app/api.bicep",
+                      _replace_literal("'https://sts.windows.net/${authTenantId}/'",
+                                       "'https://login.microsoftonline.com/common/v2.0'"), False),
 }
 
 
 def _copy_infra(dest: Path) -> Path:
     shutil.copytree(INFRA, dest, ignore=shutil.ignore_patterns("policies"))
     return dest
+
+
+def _site_tag(case: str) -> str:
+    return re.sub(r"\W", "_", case)
+
+
+def _unique_site_symbol(copy: Path, case: str) -> None:
+    """Give the function app a symbol unique to this copy. checkov builds ONE graph over all the
+    copies and resolves `parent: functionApp` by symbol name across files, so with the same symbol
+    every copy's authsettingsV2 would attach to one copy's app (CKV2_FACEENR_8 is a connection
+    policy). A rename changes no property, so it cannot change what the copy is testing."""
+    api = copy / "app" / "api.bicep"
+    api.write_text(re.sub(r"\bfunctionApp\b", f"functionApp_{_site_tag(case)}", api.read_text(encoding="utf-8")),
+                   encoding="utf-8")
+
+
+def _expected_resource(resource: str, case: str) -> str:
+    return f"{resource}_{_site_tag(case)}" if resource == "Microsoft.Web/sites.functionApp" else resource
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +243,17 @@ def broken_run(tmp_path_factory: pytest.TempPathFactory, checkov: Path) -> tuple
         after = edit(before)
         assert after != before, f"{pid}: the edit did not change {rel}"
         target.write_text(after, encoding="utf-8")
+        _unique_site_symbol(copy, pid)
         copies[pid] = copy
+    for case, (rel, edit, _) in AUTH_BROKEN.items():
+        copy = _copy_infra(base / case)
+        target = copy / rel
+        before = target.read_text(encoding="utf-8")
+        after = edit(before)
+        assert after != before, f"{case}: the edit did not change {rel}"
+        target.write_text(after, encoding="utf-8")
+        _unique_site_symbol(copy, case)
+        copies[case] = copy
     # One checkov run over the parent directory. (Not several -d: checkov keys files by their path
     # relative to each -d root, so identical trees under several roots overwrite each other.)
     report = check_infra.run_checkov([base], checkov=checkov, policies=POLICIES)
@@ -185,7 +269,7 @@ def test_custom_policy_fails_on_broken_copy(policy_id: str, broken_run: tuple[di
     copies, report = broken_run
     assert report["summary"].get("parsing_errors", 0) == 0
     copy = copies[policy_id]
-    resource = BROKEN[policy_id][2]
+    resource = _expected_resource(BROKEN[policy_id][2], policy_id)
 
     def in_copy(r: dict[str, Any]) -> bool:
         return Path(r["file_abs_path"]).resolve().is_relative_to(copy.resolve())
@@ -203,6 +287,65 @@ def test_custom_policy_fails_on_broken_copy(policy_id: str, broken_run: tuple[di
         r for r in check_infra.results(report, "passed") if r["check_id"] == policy_id and not in_copy(r)
     ]
     assert passed_elsewhere, f"{policy_id} never PASSED in the other (intact) copies"
+
+
+def _failed_in(report: dict[str, Any], copy: Path) -> list[dict[str, Any]]:
+    return [
+        r for r in check_infra.results(report, "failed")
+        if Path(r["file_abs_path"]).resolve().is_relative_to(copy.resolve())
+    ]
+
+
+def test_auth_check_passes_on_real_infra() -> None:
+    assert check_infra.auth_problems(INFRA) == []
+
+
+@pytest.mark.parametrize("case", sorted(AUTH_BROKEN))
+def test_auth_check_and_checkov_fail_on_broken_auth(
+    case: str, broken_run: tuple[dict[str, Path], dict[str, Any]]
+) -> None:
+    copies, report = broken_run
+    copy = copies[case]
+    problems = check_infra.auth_problems(copy)
+    assert problems, f"{case}: scripts/check_infra.py found nothing wrong"
+    failed = {(r["check_id"], r["resource"]) for r in _failed_in(report, copy)}
+    custom_failed = {cid for cid, _ in failed if cid.startswith("CKV2_FACEENR_")}
+    if AUTH_BROKEN[case][2]:
+        assert ("CKV2_FACEENR_8", _expected_resource("Microsoft.Web/sites.functionApp", case)) in failed, (case, failed)
+        assert custom_failed == {"CKV2_FACEENR_8"}
+    else:
+        assert custom_failed == set(), (case, custom_failed)
+
+
+def test_infra_never_sets_principal_source_local_nor_website_auth_enabled() -> None:
+    """Scan every file under infra/ (code and parameters), not only api.bicep's appSettings."""
+    for f in sorted(INFRA.rglob("*")):
+        if not f.is_file() or f.suffix not in (".bicep", ".json"):
+            continue
+        text = f.read_text(encoding="utf-8")
+        code = check_infra.strip_comments(text) if f.suffix == ".bicep" else text
+        assert "WEBSITE_AUTH_ENABLED" not in code, f"{f.relative_to(ROOT)} sets WEBSITE_AUTH_ENABLED"
+        for m in re.finditer(r"PRINCIPAL_SOURCE", code):
+            window = code[m.start(): m.start() + 120]
+            assert "local" not in window.lower(), f"{f.relative_to(ROOT)}: {window!r}"
+    settings = dict(_app_settings(API_BICEP.read_text(encoding="utf-8")))
+    assert settings["PRINCIPAL_SOURCE"] == "'appservice'"
+    assert settings["AUTH_TENANT_ID"] == "authTenantId"
+    main = MAIN_BICEP.read_text(encoding="utf-8")
+    assert "var effectiveAuthTenantId = empty(authTenantId) ? tenant().tenantId : authTenantId" in main
+    assert "authTenantId: effectiveAuthTenantId" in main
+
+
+def test_auth_parameters_come_from_the_azd_environment() -> None:
+    params = json.loads((INFRA / "main.parameters.json").read_text(encoding="utf-8"))["parameters"]
+    # required, no default: azd stops (and scripts/preflight.sh explains) when AUTH_CLIENT_ID is unset
+    assert params["authClientId"]["value"] == "${AUTH_CLIENT_ID}"
+    assert params["authAllowedAudiences"]["value"] == "${AUTH_ALLOWED_AUDIENCES=}"
+    assert params["authTenantId"]["value"] == "${AUTH_TENANT_ID=}"
+    # v1 by default: only v1 tokens carry `amr`, which the app's MFA gate reads (docs/deployment.md)
+    assert params["authIssuerVersion"]["value"] == "${AUTH_ISSUER_VERSION=v1}"
+    main = MAIN_BICEP.read_text(encoding="utf-8")
+    assert re.search(r"@minLength\(1\)\n@description\([^\n]*\)\nparam authClientId string\n", main)
 
 
 def test_syntax_error_in_a_copy_fails_the_script(tmp_path: Path, checkov: Path) -> None:
@@ -267,7 +410,14 @@ def test_bicep_defaults_of_tunables_equal_settings_defaults() -> None:
     main_params = _string_params(MAIN_BICEP.read_text(encoding="utf-8"))
     checked = 0
     for name, value in _app_settings(api):
-        if name not in both_names or not re.fullmatch(r"\w+", value):
+        if name not in both_names:
+            continue
+        literal = re.fullmatch(r"'([^'$]*)'", value)
+        if literal:
+            assert literal.group(1) == defaults[name], f"api.bicep: {name} = {value} but defaults to '{defaults[name]}'"
+            checked += 1
+            continue
+        if not re.fullmatch(r"\w+", value):
             continue
         for where, params in (("api.bicep", api_params), ("main.bicep", main_params)):
             if value in params:
@@ -383,3 +533,77 @@ def test_servicebus_entities_match_local_topology() -> None:
     assert sb.count("requiresDuplicateDetection: true") == len(bicep_queues) + 1
     assert sb.count("deadLetteringOnMessageExpiration: true") == len(bicep_queues) + 1
     assert "deadLetteringOnFilterEvaluationExceptions: true" in sb
+
+
+# --------------------------------------------------------------------------------------------
+# photo account: CORS for the browser upload, access logs, dead-letter lifecycle; roles
+# --------------------------------------------------------------------------------------------
+
+STORAGE_BICEP = INFRA / "app" / "storage.bicep"
+RBAC_BICEP = INFRA / "app" / "rbac.bicep"
+
+
+def _resource(path: Path, symbol: str) -> str:
+    code = check_infra.strip_comments(path.read_text(encoding="utf-8"))
+    for sym, _type, existing, body in check_infra.resource_blocks(code):
+        if sym == symbol and not existing:
+            return body
+    raise AssertionError(f"resource {symbol} not found in {path.name}")
+
+
+def _list(body: str, key: str) -> list[str]:
+    m = re.search(rf"{key}: \[([^\]]*)\]", re.sub(r"\s+", " ", body))
+    assert m, f"{key} not found"
+    return [quoted or symbol for quoted, symbol in re.findall(r"'([^']*)'|(\w+)", m.group(1))]
+
+
+def test_photo_blob_cors_allows_only_the_sas_upload_from_the_app_origin() -> None:
+    body = _resource(STORAGE_BICEP, "photoBlobService")
+    flat = re.sub(r"\s+", " ", body)
+    assert flat.count("allowedOrigins:") == 1, "exactly one CORS rule"
+    assert "allowedOrigins: corsAllowedOrigins " in flat
+    assert _list(body, "allowedMethods") == ["PUT"]
+    assert sorted(_list(body, "allowedHeaders")) == sorted([
+        "x-ms-blob-type", "content-type", "x-ms-version", "x-ms-date", "x-ms-client-request-id", "content-length",
+    ])
+    assert "*" not in flat
+    assert _list(body, "exposedHeaders") == ["x-ms-request-id"]
+    max_age = int(re.search(r"maxAgeInSeconds: (\d+)", flat).group(1))  # type: ignore[union-attr]
+    assert 0 < max_age <= 86400
+    # the one origin is the function app's own, https, computed from the same name as the app
+    main = MAIN_BICEP.read_text(encoding="utf-8")
+    assert "var functionAppOrigin = 'https://${functionAppName}.azurewebsites.net'" in main
+    assert re.search(r"corsAllowedOrigins: \[\s*functionAppOrigin\s*\]", main)
+    assert "name: functionAppName" in main
+
+
+def test_photo_blob_access_and_face_and_servicebus_logs_go_to_log_analytics() -> None:
+    photo = re.sub(r"\s+", " ", _resource(STORAGE_BICEP, "photoBlobDiagnostics"))
+    assert "scope: photoBlobService" in photo and "workspaceId: logAnalyticsWorkspaceId" in photo
+    assert set(re.findall(r"category: '(\w+)' enabled: true", photo)) == {"StorageRead", "StorageWrite", "StorageDelete"}
+    face = re.sub(r"\s+", " ", _resource(INFRA / "app" / "face.bicep", "faceDiagnostics"))
+    assert "scope: face" in face and set(re.findall(r"category: '(\w+)' enabled: true", face)) == {"Audit"}
+    sb = re.sub(r"\s+", " ", _resource(INFRA / "app" / "servicebus.bicep", "namespaceDiagnostics"))
+    assert "scope: namespace" in sb and set(re.findall(r"category: '(\w+)' enabled: true", sb)) == {"OperationalLogs"}
+    main = MAIN_BICEP.read_text(encoding="utf-8")
+    assert main.count("logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsId") == 3
+
+
+def test_deadletter_container_has_a_lifecycle_delete_rule() -> None:
+    flat = re.sub(r"\s+", " ", _resource(STORAGE_BICEP, "photoLifecycle"))
+    rule = re.search(r"prefixMatch: \[ '\$\{deadLetterContainerName\}/' \].*?daysAfterModificationGreaterThan: (\w+)", flat)
+    assert rule and rule.group(1) == "deadLetterMaxAgeDays"
+    main = MAIN_BICEP.read_text(encoding="utf-8")
+    assert re.search(r"param deadLetterRetentionDays int = \d+", main)
+    assert "deadLetterMaxAgeDays: deadLetterRetentionDays" in main
+
+
+def test_roles_least_privilege() -> None:
+    rbac = check_infra.strip_comments(RBAC_BICEP.read_text(encoding="utf-8"))
+    # Blob Data Contributor already includes generateUserDelegationKey/action: no Delegator.
+    assert "db58b8e5-c6ad-4a2a-8342-4190687cbf4a" not in rbac
+    # The HR receiver is scoped to this app's subscription of the topic, not the whole topic.
+    receiver = re.sub(r"\s+", " ", _resource(RBAC_BICEP, "hrEventsReceiver"))
+    assert "scope: hrEventsSubscription" in receiver
+    # ftpsState is deprecated on Flex Consumption
+    assert "ftpsState" not in check_infra.strip_comments(API_BICEP.read_text(encoding="utf-8"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.commands import ReenrollWork, StartReenrollment
+from shared.commands import ReenrollWork, Revoke, StartReenrollment
 from shared.errors import Conflict
 from shared.ports import OutgoingMessage
 from tests.service.support import CallCounter, Crash, Stack, hooked, make_stack, new_user
@@ -92,3 +92,85 @@ def test_messages_against_the_contract_are_dead_lettered() -> None:
     stack.publisher.send(settings.reenroll_work_queue, [OutgoingMessage(body=b'{"runId": 1}', message_id="w1")])
     stack.pump()
     assert sorted(s.message.message_id for s, _ in stack.dead_letters) == ["m1", "m2", "m3", "m4", "w1"]
+
+
+def test_a_failed_training_fails_the_run_and_releases_the_lock() -> None:
+    stack = make_stack()
+    enrolled_users(stack, 1)
+    stack.face.fail_training = True  # the enrollment's training already ran; the run's will fail
+    run = stack.services.reenrollment.start(StartReenrollment("recognition_05", "admin"))
+    stack.pump()
+    final = stack.services.reenrollment.progress(run.run_id)
+    assert (final.status, final.message) == ("failed", "training the new group failed")
+    again = stack.services.reenrollment.start(StartReenrollment("recognition_05", "admin"))  # the lock is free
+    assert again.run_id != run.run_id
+
+
+def test_a_failed_verification_keeps_the_old_group_active() -> None:
+    stack = make_stack()
+    enrolled_users(stack, 1)
+    old = stack.services.groups.active()
+    run = stack.services.reenrollment.start(StartReenrollment("recognition_05", "admin"))
+    stack.pump(limit=2)  # fan-out and the work item
+    stack.face.detected.clear()
+    real_identify = stack.face.identify
+
+    def nobody(group_id: str, face_ids: list[str], **kw: object) -> list[object]:
+        return [type(r)(r.face_id, ()) for r in real_identify(group_id, face_ids)]
+
+    stack.face.identify = nobody  # type: ignore[method-assign,assignment]
+    stack.pump()
+    final = stack.services.reenrollment.progress(run.run_id)
+    assert final.status == "failed" and "verification failed" in str(final.message)
+    assert stack.services.groups.active() == old
+
+
+def test_resume_re_emits_lost_messages_and_refuses_finished_runs() -> None:
+    from shared.commands import ResumeReenrollment
+    from tests.service.support import principal
+
+    stack = make_stack()
+    enrolled_users(stack, 2)
+    run = stack.services.reenrollment.start(StartReenrollment("recognition_05", "admin"))
+    stack.publisher.pending.clear()  # the host stopped: the fan-out message is lost
+    admin = principal("admin", admin=True)
+    assert stack.services.reenrollment.resume(ResumeReenrollment(admin, run.run_id)).status == "fanningOut"
+    stack.pump(limit=1)  # the fan-out
+    stack.publisher.pending.clear()  # and the work messages are lost too
+    stack.services.reenrollment.resume(ResumeReenrollment(admin, run.run_id))
+    stack.pump()
+    assert stack.services.reenrollment.progress(run.run_id).status == "switched"
+    with pytest.raises(Conflict):
+        stack.services.reenrollment.resume(ResumeReenrollment(admin, run.run_id))
+
+
+def test_a_second_delivery_defers_to_the_lease_holder() -> None:
+    from tests.service.support import Interleaver
+
+    stack = make_stack()
+    (user,) = enrolled_users(stack, 1)
+    run = stack.services.reenrollment.start(StartReenrollment("recognition_05", "admin"))
+    stack.pump(limit=1)
+    stack.publisher.pending.clear()
+    work = stack.services.reenrollment.work
+    steps = Interleaver(stack, [lambda: work(ReenrollWork(run.run_id, user)), lambda: work(ReenrollWork(run.run_id, user))],
+                        schedule=[0] * 6 + [1] * 1000)
+    steps.run()
+    assert steps.errors == {}
+    assert sorted(str(r) for r in steps.results.values()) == ["deferred", "done"]
+    deferred = stack.publisher.pending
+    assert len(deferred) == 1 and deferred[0].message.scheduled_enqueue_time is not None
+    record = stack.user(user)
+    assert [n for g, p, n in stack.persons() if p == record.new_person_id] == [1]
+
+
+def test_users_revoked_or_without_consent_are_skipped() -> None:
+    stack = make_stack()
+    kept, revoked = enrolled_users(stack, 2)
+    run = stack.services.reenrollment.start(StartReenrollment("recognition_05", "admin"))
+    stack.pump(limit=1)  # fan-out: two work items
+    stack.services.revocation.erase(Revoke(revoked, "req"))  # erased before its work item runs
+    stack.pump()
+    items = {i.user_key: i.status for i in stack.services.repos.items.partition(run.run_id)}
+    assert items == {kept: "done", revoked: "skipped"}
+    assert stack.status(kept) == "enrolled"

@@ -98,7 +98,7 @@ def test_hr_terminations_now_later_unknown_and_malformed(stack: Stack) -> None:
     assert stack.status(user) == "revoked"
     assert stack.status(later_user) != "revoked"  # scheduled for its effective date
     assert [reason for sent, reason in stack.dead_letters] == [
-        "HR event does not match docs/hr-events.schema.json at (root): 'id' is a required property"]
+        "HR event does not match shared/contracts/hr-events.schema.json at (root): the 'required' rule fails"]
     audit = [e.action for e in stack.services.audit.entries(stack.clock.now)]
     assert audit.count("message.rejected") == 1  # ten deliveries, one entry
     assert "hr.termination.unknown" in audit and "hr.termination.scheduled" in audit

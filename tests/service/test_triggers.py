@@ -34,6 +34,7 @@ def user_function(builder: Any) -> Callable[..., Any]:
 def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     stack = make_stack(PRINCIPAL_SOURCE="local", WEBSITE_AUTH_ENABLED="True")
     monkeypatch.setattr(bootstrap, "_services", stack.services)
+    monkeypatch.setattr(bootstrap, "_settings", stack.services.settings)
     yield stack
 
 

@@ -12,17 +12,10 @@ from email.utils import format_datetime
 import pytest
 
 from shared import errors
-from shared.adapters import face_rest
-from shared.adapters.face_rest import (
-    FACE,
-    PERSON,
-    backoff_seconds,
-    build_path,
-    is_retryable,
-    map_error,
-    parse_retry_after,
-    scrub,
-)
+from shared.adapters import face_errors
+from shared.adapters.face_errors import map_error, scrub
+from shared.adapters.face_rest import FACE, PERSON, build_path
+from shared.adapters.face_retry import backoff_seconds, is_retryable, parse_retry_after
 
 PID = "25985303-c537-4467-b41d-bdb45cd95ca1"
 
@@ -197,10 +190,10 @@ def test_backoff_honours_retry_after_as_a_floor_and_max_wait_as_a_ceiling() -> N
 
 # --- log scrubbing of urllib3's request lines -------------------------------------------------------
 def test_urllib3_request_line_logs_are_scrubbed(caplog: pytest.LogCaptureFixture) -> None:
-    face_rest.install_log_scrubbing()
-    face_rest.install_log_scrubbing()  # idempotent
+    face_errors.install_log_scrubbing()
+    face_errors.install_log_scrubbing()  # idempotent
     log = logging.getLogger("urllib3.connectionpool")
-    assert sum(isinstance(f, face_rest._PathScrubFilter) for f in log.filters) == 1
+    assert sum(isinstance(f, face_errors._PathScrubFilter) for f in log.filters) == 1
     with caplog.at_level(logging.DEBUG, logger="urllib3.connectionpool"):
         log.debug('%s://%s:%s "%s %s %s" %s %s', "http", "127.0.0.1", 7072, "DELETE",
                   f"/face/v1.2/largepersongroups/g/persons/{PID}", "HTTP/1.1", 200, 0)

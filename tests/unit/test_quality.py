@@ -12,10 +12,11 @@ from hypothesis import strategies as st
 
 from shared.domain import quality
 from shared.domain.quality import CODES, REASONS, FaceObservation, Thresholds, Verdict, evaluate
+from shared.settings import Settings
 
 pytestmark = pytest.mark.unit
 
-T = Thresholds()
+T = Settings().quality
 GOOD = FaceObservation(width=200, height=200, yaw=0.0, pitch=0.0, roll=0.0, blur=0.1, exposure=0.5,
                        mask="noMask", recognition_quality="high")
 
@@ -116,11 +117,11 @@ def test_mask(mask: str | None, expected: tuple[str, ...]) -> None:
 ])
 def test_recognition_quality_ordering(level: str, minimum: str, ok: bool) -> None:
     face = replace(GOOD, recognition_quality=level)
-    assert codes(face, Thresholds(min_recognition_quality=minimum)) == (() if ok else ("lowQuality",))
+    assert codes(face, replace(T, min_recognition_quality=minimum)) == (() if ok else ("lowQuality",))
 
 
 def test_recognition_quality_check_can_be_switched_off() -> None:
-    assert codes(replace(GOOD, recognition_quality="low"), Thresholds(min_recognition_quality=None)) == ()
+    assert codes(replace(GOOD, recognition_quality="low"), replace(T, min_recognition_quality=None)) == ()
 
 
 def test_unknown_attributes_are_not_failures() -> None:
@@ -136,7 +137,7 @@ def test_nan_values_fail_closed() -> None:
 
 def test_custom_thresholds_are_used() -> None:
     strict = Thresholds(min_face_area=50000, max_yaw=10, max_pitch=10, max_roll=5, max_blur=0.1,
-                        min_exposure=0.4, max_exposure=0.6)
+                        min_exposure=0.4, max_exposure=0.6, min_recognition_quality="high")
     face = replace(GOOD, yaw=11, pitch=-11, roll=6, blur=0.2, exposure=0.39)
     assert codes(face, strict) == ("faceTooSmall", "headTurned", "headPitched", "headTilted", "blurred", "underExposed")
 
@@ -209,8 +210,8 @@ def test_threshold_defaults_follow_the_sample_and_the_docs() -> None:
 
 
 def test_threshold_quality_is_normalised() -> None:
-    assert Thresholds(min_recognition_quality=" Medium ").min_recognition_quality == "medium"
-    assert Thresholds(min_recognition_quality="").min_recognition_quality is None
+    assert replace(T, min_recognition_quality=" Medium ").min_recognition_quality == "medium"
+    assert replace(T, min_recognition_quality="").min_recognition_quality is None
 
 
 @pytest.mark.parametrize("kwargs", [
@@ -219,7 +220,7 @@ def test_threshold_quality_is_normalised() -> None:
 ])
 def test_invalid_thresholds_are_refused(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
-        Thresholds(**kwargs)
+        replace(T, **kwargs)
 
 
 # --- parsing the service's JSON ------------------------------------------------------------------

@@ -1,13 +1,13 @@
-"""The consent terms: versioned JSON files in terms/ (the newest version is the current one)."""
+"""The consent terms: versioned JSON files in terms/ (the newest version is the current one), read once."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 TERMS_DIR = Path(__file__).resolve().parents[2] / "terms"
 
@@ -16,17 +16,21 @@ TERMS_DIR = Path(__file__).resolve().parents[2] / "terms"
 class Terms:
     version: str
     sha256: str
-    document: dict[str, Any]
+    document: Mapping[str, object]
 
-    def public(self) -> dict[str, Any]:
+    def public(self) -> dict[str, object]:
         return {
             "termsVersion": self.version,
             "sha256": self.sha256,
             "title": self.document.get("title"),
-            "purposes": list(self.document.get("purposes", [])),
+            "purposes": list(_list(self.document.get("purposes"))),
             "text": self.document.get("text"),
             "storePhotosText": self.document.get("storePhotosText"),
         }
+
+
+def _list(value: object) -> list[object]:
+    return list(value) if isinstance(value, list) else []
 
 
 @lru_cache(maxsize=4)
