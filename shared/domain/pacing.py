@@ -59,7 +59,7 @@ class TokenBucket:
                 self._tokens -= tokens
                 self.granted += 1
                 return 0.0
-            return (tokens - self._tokens) / self.rate
+            return max((tokens - self._tokens) / self.rate, 1e-4)  # never 0: a float remainder must still move time
 
     def acquire(self, tokens: float = 1.0) -> float:
         """Blocks until ``tokens`` are taken; returns the time waited (seconds)."""
