@@ -223,8 +223,11 @@ class PurgeService:
             if name and getattr(stats, name) != count:
                 setattr(stats, name, count)
                 changed = True
-        if not stats.ledger_rows and stats.user_rows:
-            stats.ledger_rows, changed = stats.user_rows, True  # at least one grant per user
+        if stats.user_rows and not (stats.ledger_rows and stats.upload_rows):
+            # Until a scan has counted them: at least one grant per user, about one upload per user.
+            stats.ledger_rows = stats.ledger_rows or stats.user_rows
+            stats.upload_rows = stats.upload_rows or stats.user_rows
+            changed = True
         if changed:
             try:
                 self._repos.purge_stats.upsert(stats)
