@@ -336,6 +336,10 @@ class ServiceBusPump:
             t.join()
 
     def _loop(self, stop: threading.Event) -> None:
+        # Storage queues have no long polling: an idle thread polls, and backs off (up to 5 x the
+        # interval) while the queue stays empty, so idle pumps do not load the storage emulator that
+        # busy ones are waiting on. A message resets the wait.
+        idle = self.poll_interval
         while not stop.is_set():
             try:
                 messages = self.receiver.receive(self.entity, max_messages=1)
@@ -344,8 +348,10 @@ class ServiceBusPump:
                 stop.wait(1.0)
                 continue
             if not messages:
-                stop.wait(self.poll_interval)
+                stop.wait(idle)
+                idle = min(idle * 1.5, self.poll_interval * 5)
                 continue
+            idle = self.poll_interval
             for m in messages:
                 if stop.is_set():
                     return  # leave it locked: it comes back when the lock expires
