@@ -112,7 +112,8 @@ class PurgeService:
         rows = list(self._repos.consent_due.range(pk_to=plan.days_through(cutoff)))
         report.rows_read["expiredConsents"] += len(rows)
         ledgers, read = self._confirming_rows(report, "expiredConsents", self._repos.ledger,
-                                              [r.user_key for r in rows], estimate=self._stats.ledger_rows)
+                                              [r.user_key for r in rows], estimate=self._stats.ledger_rows,
+                                              only=["kind", "accepted", "at", "terms_version", "store_photos"])
         report.rows_read["expiredConsents"] += read
         for row in rows:
             day, user_key = row.day, row.user_key
@@ -145,7 +146,8 @@ class PurgeService:
         rows = [r for r in rows if plan.is_due(r.created_at, now=now, max_age=max_age)]
         by_user, read = self._confirming_rows(report, "staleUploads", self._repos.uploads,
                                               [r.user_key for r in rows if r.user_key],
-                                              estimate=self._stats.upload_rows)
+                                              estimate=self._stats.upload_rows,
+                                              only=["status", "created_at", "session_id", "blob_name"])
         report.rows_read["staleUploads"] += read
         uploads = {(u.user_key, u.upload_id): u for found in by_user.values() for u in found}
         sessions: set[str] = set()
@@ -170,7 +172,7 @@ class PurgeService:
 
     # --- the read plan of steps 1 and 2 -------------------------------------------------------------
     def _confirming_rows(self, report: PurgeReport, step: str, repo: Repository[Any], keys: list[str], *,
-                         estimate: int) -> tuple[dict[str, list[Any]], int]:
+                         estimate: int, only: list[str] | None = None) -> tuple[dict[str, list[Any]], int]:
         """The rows that confirm the due index rows (each user's ledger, each user's uploads), read
         with the cheaper of two plans, chosen from the index count before reading:
 
@@ -190,7 +192,7 @@ class PurgeService:
         if scan is not None and scan < batched:
             report.read_plans[step] = "scan"
             keep = set(wanted)
-            for record in repo.range():
+            for record in repo.range(only=only):
                 read += 1
                 key = str(getattr(record, str(repo.layout.pk)))
                 if key in keep:
