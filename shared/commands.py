@@ -70,6 +70,12 @@ class ResumeReenrollment:
     run_id: str
 
 
+@dataclass(frozen=True)
+class CancelReenrollment:
+    actor: Principal
+    run_id: str
+
+
 # --- messages and events -------------------------------------------------------------------------
 
 

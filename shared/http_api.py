@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from shared import commands
@@ -167,6 +167,9 @@ def grant_consent(principal: Principal, body: Mapping[str, Any], *, client: str)
 
 def create_uploads(principal: Principal, body: Mapping[str, Any]) -> commands.CreateUploads:
     count = body.get("count")
+    # JSON Schema's integer includes 3.0, and so does this API (docs/openapi.json says so).
+    if isinstance(count, float) and count.is_integer():
+        count = int(count)
     if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 5:
         raise Invalid("count must be a whole number from 1 to 5.")
     return commands.CreateUploads(principal, count)
@@ -183,13 +186,18 @@ def grant_override(admin: Principal, user_key: str, body: Mapping[str, Any]) -> 
     return commands.GrantOverride(admin, user_key, reason[:500], float(hours))
 
 
-def start_reenrollment(admin: Principal, body: Mapping[str, Any]) -> commands.StartReenrollment:
+def start_reenrollment(admin: Principal, body: Mapping[str, Any], *, supported: Sequence[str]) -> commands.StartReenrollment:
+    """Only a model the Face service supports (FACE_RECOGNITION_MODELS): any other could never start,
+    and would hold the re-enrollment lock until someone cancelled it."""
     model = body.get("recognitionModel")
-    if not isinstance(model, str) or not model.startswith("recognition_"):
-        raise Invalid("recognitionModel must name a recognition model, e.g. recognition_05.")
+    if not isinstance(model, str) or model not in supported:
+        raise Invalid(f"recognitionModel must be one of {', '.join(supported)}.")
     return commands.StartReenrollment(model, admin.user_key)
 
 
 def run_purge(body: Mapping[str, Any]) -> commands.RunPurge:
-    # Only an explicit false deletes: a missing body or any other value is a dry run.
-    return commands.RunPurge(dry_run=body.get("dryRun", True) is not False, trigger="admin")
+    # A missing dryRun is a dry run; anything but a boolean is refused rather than guessed at.
+    dry_run = body.get("dryRun", True)
+    if not isinstance(dry_run, bool):
+        raise Invalid("dryRun must be true or false.")
+    return commands.RunPurge(dry_run=dry_run, trigger="admin")

@@ -69,6 +69,10 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "Local emulator only: sent as Ocp-Apim-Subscription-Key. Unset in Azure, where an Entra token is used "
                 "(the Face account has local auth disabled)."),
     SettingSpec("FACE_RECOGNITION_MODEL", "recognition_04", "both", "Recognition model for new groups and detection."),
+    SettingSpec("FACE_RECOGNITION_MODELS", "recognition_01,recognition_02,recognition_03,recognition_04", "both",
+                "Recognition models a re-enrollment may move to: those the Face service supports "
+                "(https://learn.microsoft.com/azure/ai-services/computer-vision/how-to/specify-recognition-model). "
+                "The local stack adds the emulator's `recognition_05`."),
     SettingSpec("FACE_DETECTION_MODEL", "detection_03", "both", "Detection model for detect and add-face."),
     SettingSpec("FACE_CALLS_PER_SECOND", "10", "both", "Face call budget that re-enrollment shapes its fan-out to."),
     SettingSpec("FACE_TIMEOUT_SECONDS", "10", "both", "Timeout of one Face HTTP call."),
@@ -142,6 +146,10 @@ def _amr_values(env: Mapping[str, str]) -> frozenset[str]:
     return frozenset(v.strip().lower() for v in _str(env, "MFA_AMR_VALUES").split(",") if v.strip())
 
 
+def _models(env: Mapping[str, str]) -> tuple[str, ...]:
+    return tuple(m.strip() for m in _str(env, "FACE_RECOGNITION_MODELS").split(",") if m.strip())
+
+
 def _event_types(env: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(t.strip() for t in _str(env, "TERMINATION_EVENT_TYPES").split(",") if t.strip())
 
@@ -174,6 +182,7 @@ class Settings:
     face_api_version: str = _str(_NO_ENV, "FACE_API_VERSION")
     face_key: str | None = None
     recognition_model: str = _str(_NO_ENV, "FACE_RECOGNITION_MODEL")
+    recognition_models: tuple[str, ...] = _models(_NO_ENV)
     detection_model: str = _str(_NO_ENV, "FACE_DETECTION_MODEL")
     face_calls_per_second: float = _float(_NO_ENV, "FACE_CALLS_PER_SECOND")
     face_timeout_seconds: float = _float(_NO_ENV, "FACE_TIMEOUT_SECONDS")
@@ -226,6 +235,7 @@ class Settings:
             face_api_version=_str(e, "FACE_API_VERSION"),
             face_key=_opt(e, "FACE_KEY"),
             recognition_model=_str(e, "FACE_RECOGNITION_MODEL"),
+            recognition_models=_models(e),
             detection_model=_str(e, "FACE_DETECTION_MODEL"),
             face_calls_per_second=_float(e, "FACE_CALLS_PER_SECOND"),
             face_timeout_seconds=_float(e, "FACE_TIMEOUT_SECONDS"),
@@ -267,4 +277,6 @@ def local_environment(*, blob: int = 10000, queue: int = 10001, table: int = 100
         "PRINCIPAL_SOURCE": "local",
         "FACE_ENDPOINT": f"http://127.0.0.1:{face_port}",
         "FACE_KEY": face_key,
+        # The emulator's stand-in for "the next model" (local/face_api --extra-models recognition_05).
+        "FACE_RECOGNITION_MODELS": "recognition_01,recognition_02,recognition_03,recognition_04,recognition_05",
     }

@@ -22,7 +22,9 @@ def _respond(make: Callable[[], Reply]) -> func.HttpResponse:
     from shared.http_api import handle
 
     reply = handle(make)
-    return func.HttpResponse(reply.json_bytes(), status_code=reply.status, headers=reply.headers,
+    # Replies carry a person's data: no browser or proxy may keep them (a shared kiosk, Back after sign-out).
+    headers = {"Cache-Control": "no-store", **reply.headers}
+    return func.HttpResponse(reply.json_bytes(), status_code=reply.status, headers=headers,
                              mimetype="application/json")
 
 
@@ -142,7 +144,8 @@ def start_reenrollment(req: func.HttpRequest) -> func.HttpResponse:
         from shared.http_api import json_body, start_reenrollment
 
         s, p = _ctx(req, admin="start a re-enrollment")
-        return Reply(202, s.reenrollment.start(start_reenrollment(p, json_body(req.get_body()))).as_json())
+        command = start_reenrollment(p, json_body(req.get_body()), supported=s.settings.recognition_models)
+        return Reply(202, s.reenrollment.start(command).as_json())
     return _respond(run)
 
 
@@ -161,4 +164,14 @@ def resume_reenrollment(req: func.HttpRequest) -> func.HttpResponse:
 
         s, p = _ctx(req, admin="resume a re-enrollment")
         return Reply(202, s.reenrollment.resume(ResumeReenrollment(p, route_key(req.route_params, "runId"))).as_json())
+    return _respond(run)
+
+
+@bp.route(route="admin/reenrollments/{runId}/cancel", methods=["POST"], auth_level=ANON)
+def cancel_reenrollment(req: func.HttpRequest) -> func.HttpResponse:
+    def run() -> Reply:
+        from shared.commands import CancelReenrollment
+
+        s, p = _ctx(req, admin="cancel a re-enrollment")
+        return Reply(202, s.reenrollment.cancel(CancelReenrollment(p, route_key(req.route_params, "runId"))).as_json())
     return _respond(run)

@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 
 from shared.adapters.repositories import Repositories
 from shared.commands import (
+    CancelReenrollment,
     ReenrollCheck,
     ReenrollControl,
     ReenrollFanout,
@@ -41,8 +42,11 @@ from shared.domain.records import ReenrollLock, ReenrollRun, SupersededGroup, Us
 from shared.envelopes import control_message, work_message
 from shared.errors import (
     Conflict,
+    FaceBadRequest,
     FaceInvalidImage,
+    Invalid,
     LargePersonGroupExists,
+    LargePersonGroupNotFound,
     NotFound,
     PersonNotFound,
     RecordConflict,
@@ -103,6 +107,8 @@ class ReenrollmentService:
     # --- start ----------------------------------------------------------------------------------
     def start(self, command: StartReenrollment) -> ReenrollProgress:
         model = command.recognition_model
+        if model not in self._settings.recognition_models:  # a start message bypasses the HTTP edge's check
+            raise Invalid(f"recognitionModel must be one of {', '.join(self._settings.recognition_models)}.")
         group = self._groups.active(create=False)
         if group is not None and group.recognition_model == model:
             raise Conflict(f"The active group already uses {model}.", code="AlreadyOnModel")
@@ -173,6 +179,12 @@ class ReenrollmentService:
                 self._face.create_group(run.new_group_id, name="face-enrollment", recognition_model=run.target_model)
             except LargePersonGroupExists:
                 pass
+            except FaceBadRequest as exc:
+                # The Face service refuses the model (or the group): no redelivery can change that.
+                # The run ends failed, with the reason, and releases the lock for the next start.
+                self._fail(run_id, f"the new group could not be created: {exc.code or 'BadArgument'}")
+                self._audit.write("reenroll.failed", actor="system", runId=run_id, reason=exc.code or "BadArgument")
+                return
 
             def created(r: ReenrollRun) -> None:
                 r.group_created = True
@@ -512,6 +524,36 @@ class ReenrollmentService:
         return ReenrollProgress(run_id=run_id, status=run.status, recognition_model=run.target_model, total=total,
                                 done=done, failed=failed, skipped=skipped, started_at=run.started_at,
                                 switched_at=run.switched_at, message=run.message)
+
+    def cancel(self, command: CancelReenrollment) -> ReenrollProgress:
+        """Stops a run for good: it ends failed ("cancelled"), releases the lock, and its new group,
+        which never served anyone, is deleted with every person in it. Work items still in flight
+        find the run failed and skip; users keep their enrollment in the active group."""
+        run = self._run(command.run_id)
+        if run.status not in rr.ACTIVE_STATES:
+            raise Conflict(f"Run {run.run_id} is {run.status}; nothing to cancel.", code="NotRunning")
+        self._fail(run.run_id, f"cancelled by an administrator at {iso(self._clock())}")
+        self._audit.write("reenroll.cancelled", actor=command.actor.user_key, runId=run.run_id)
+        self.discard_group(run.run_id)
+        return self.progress(run.run_id)
+
+    def discard_group(self, run_id: str) -> None:
+        """Deletes a failed run's new group and forgets it on the users it was being built for.
+        Idempotent; the group is never the active one (a run fails only before it switches)."""
+        run = self._run(run_id)
+        active = self._groups.active(create=False)
+        if run.status != rr.FAILED or not run.new_group_id or (active and active.group_id == run.new_group_id):
+            return
+        try:
+            self._face.delete_group(run.new_group_id)
+        except LargePersonGroupNotFound:
+            pass
+        for item in self._repos.items.range(pk=run_id):
+            def forget(u: User, group: str = run.new_group_id) -> None:
+                if u.new_group_id == group:
+                    u.new_group_id, u.new_person_id = None, None
+
+            self._repos.users.mutate(forget, item.user_key, attempts=10)
 
     def resume(self, command: ResumeReenrollment) -> ReenrollProgress:
         """Re-emits the run's next control message (a stopped host, a lost message)."""

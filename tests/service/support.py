@@ -156,7 +156,8 @@ class Stack:
 
 
 def make_stack(**env: str) -> Stack:
-    settings = Settings.from_env({"TRAINING_COALESCE_SECONDS": "0", "TABLE_PREFIX": "svc", **env})
+    settings = Settings.from_env({"TRAINING_COALESCE_SECONDS": "0", "TABLE_PREFIX": "svc",
+                                  "FACE_RECOGNITION_MODELS": "recognition_04,recognition_05", **env})
     clock = ManualClock()
     records, photos, face, publisher = FakeRecords(), FakePhotos(), FakeFace(), FakePublisher()
     services = build(settings, clock=clock, records=records, photos=photos, face=face, publisher=publisher)

@@ -28,7 +28,7 @@ def test_a_run_moves_everyone_with_kept_photos_to_the_new_group() -> None:
     assert old_group is not None
     progress = stack.services.reenrollment.start(StartReenrollment("recognition_05", "admin"))
     with pytest.raises(Conflict):
-        stack.services.reenrollment.start(StartReenrollment("recognition_06", "admin"))
+        stack.services.reenrollment.start(StartReenrollment("recognition_04", "admin"))
     stack.pump()
     final = stack.services.reenrollment.progress(progress.run_id)
     assert (final.status, final.total, final.done) == ("switched", 3, 3), final
