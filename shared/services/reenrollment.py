@@ -5,8 +5,10 @@ A group is pinned to its recognition model, so a new model means a new group. Th
 1. **start** (admin API or a message on ``model-updates``): one run at a time (an ETag-guarded
    ``reenroll/current`` row); the run record is written before anything else happens.
 2. **fanout** (control messages on ``model-updates``): batches of users with kept photos become one
-   work item each on ``reenroll-work``, with scheduled enqueue times that spend the Face call budget
-   evenly (``FACE_CALLS_PER_SECOND``): item i starts when the calls of items before it are paid for.
+   work item each on ``reenroll-work`` (items inserted in batch transactions, messages sent in one
+   batch), released ``RELEASE_LEAD`` ahead of their share of the Face call budget
+   (``FACE_CALLS_PER_SECOND``). The workers' Face calls take tokens from one bucket per process
+   (shared/domain/pacing.py), so a slow item's budget is spent by the next instead of being lost.
    Message ids are deterministic, so a redelivered batch re-sends nothing new.
 3. **work** (``reenroll-work``): creates the person in the new group and adds the kept photos, which
    Face detects under the new group's model. Intent is written before each Face call; a crash or
