@@ -69,6 +69,7 @@ def main() -> int:
         requests.post(f"{face}/_emulator/config", json={"rateLimitPerSecond": rate}, timeout=10).raise_for_status()
         before: dict[str, Any] = requests.get(f"{face}/_emulator/stats", timeout=10).json()
         t0 = time.perf_counter()
+        wall0 = time.time()
         r = requests.post(f"{stack.host_url}/api/admin/reenrollments", json={"recognitionModel": "recognition_05"},
                           headers=admin, timeout=30)
         r.raise_for_status()
@@ -89,6 +90,7 @@ def main() -> int:
             time.sleep(0.25)
         t_end = time.perf_counter()
         after: dict[str, Any] = requests.get(f"{face}/_emulator/stats", timeout=10).json()
+        invocations = requests.get(f"{stack.host_url}/admin/invocations", timeout=30).json()
     work_end = work_end or t_end
     work_calls = at_work_end["calls"] - before["calls"]
     calls = after["calls"] - before["calls"]
@@ -104,6 +106,19 @@ def main() -> int:
     print(f"wall time: work phase {work_end - t0:.1f} s, whole run {t_end - t0:.1f} s; ideal N·(k+1)/R = {ideal:.1f} s "
           f"→ ratio {(work_end - t0) / ideal:.3f}")
     goal = 0.95 if rate <= 20 else 0.9
+    # Where the work phase went: how long each work item took inside the function, and how many ran at once.
+    work = [i for i in invocations if i.get("function") == "reenroll_work"]
+    durations = sorted(float(i.get("duration_ms") or 0) for i in work)
+    if durations:
+        busy = sum(durations) / 1000
+        print(f"work items: {len(work)} invocations, {sum(1 for i in work if not i.get('ok'))} failed; duration "
+              f"p50 {durations[len(durations) // 2]:.0f} ms, p95 {durations[int(len(durations) * 0.95)]:.0f} ms; "
+              f"{busy / max(work_end - t0, 1e-9):.1f} items in flight on average")
+        buckets: dict[int, int] = {}
+        for i in work:
+            slot = int((float(i.get("finishedAt") or wall0) - wall0) // 5)
+            buckets[slot] = buckets.get(slot, 0) + 1
+        print("work items finished per 5 s: " + " ".join(str(buckets.get(b, 0)) for b in range(max(buckets) + 1)))
     ok = achieved / rate >= goal and throttled / max(calls, 1) <= 0.01 and lost == 0 and run["status"] == "switched"
     if args.json:
         args.json.write_text(json.dumps({

@@ -90,7 +90,7 @@ def main() -> int:
         face.configure(synthetic=True)
         env = {"PhotoStorage": azurite.connection_string, "MESSAGING_TRANSPORT": "storage-queues",
                "FACE_ENDPOINT": face.endpoint, "FACE_KEY": "k", "TABLE_PREFIX": "p" + uuid.uuid4().hex[:8],
-               "TRAINING_COALESCE_SECONDS": "0"}
+               "TRAINING_COALESCE_SECONDS": "0", "FACE_RECOGNITION_MODELS": "recognition_04,recognition_05"}
         settings = Settings.from_env(env)
         plain = build(settings)
         ledger = Ledger()

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 from shared.adapters.repositories import Repositories
@@ -65,9 +66,10 @@ log = logging.getLogger("shared.reenrollment")
 
 FANOUT_BATCH = 200
 FANOUT_LEAD = timedelta(seconds=20)  # the next batch is queued this long before the current one runs out
+FANOUT_CHUNK = 25  # users listed, inserted and sent together within a fan-out batch
+LIST_THREADS = 8
 RELEASE_LEAD = timedelta(seconds=3)  # a work item is visible this long before its share of the budget
 VERIFY_SAMPLE = 3
-RUN_CACHE_SECONDS = 5.0
 
 
 class _NoKeptPhotos(Exception):
@@ -92,7 +94,6 @@ class ReenrollmentService:
         self._persons = persons
         self._settings = settings
         self._clock = clock
-        self._run_cache: dict[str, tuple[datetime, ReenrollRun]] = {}
 
     # --- messages -------------------------------------------------------------------------------
     def _control(self, command: ReenrollControl, *, message_id: str, at: datetime | None = None) -> None:
@@ -200,29 +201,9 @@ class ReenrollmentService:
             batch.append(user)
             if len(batch) >= FANOUT_BATCH:
                 break
-        items: list[WorkItem] = []
-        messages: list[OutgoingMessage] = []
-        now = self._clock()
-        for user in batch:
-            if not user.store_photos or not user.kept_token:
-                continue
-            kept = sorted(self._photos.list_kept(f"{user.kept_token}/"))
-            if not kept:
-                continue
-            items.append(WorkItem(run_id=run_id, user_key=user.user_key, status=rr.QUEUED, photos=len(kept),
-                                  scheduled_at=iso(slot_at)))
-            # Released RELEASE_LEAD ahead of its share of the budget: the workers' token bucket
-            # (shared/domain/pacing.py) paces the Face calls, so an item that starts a little early
-            # costs nothing, while one that starts late would lose its budget for good.
-            release = slot_at - RELEASE_LEAD
-            messages.append(work_message(ReenrollWork(run_id, user.user_key), message_id=f"{run_id}:{user.user_key}",
-                                         at=release if release > now else None))
-            slot_at += timedelta(seconds=per_call * (1 + len(kept)))
-        # One batch transaction per 100 items (they share the run's partition) and one send for the
-        # batch. A redelivered batch: the items exist (left as they are), the message ids are duplicates.
-        self._repos.items.insert_all(items)
-        if messages:
-            self._publisher.send(self._settings.reenroll_work_queue, messages)
+        keepers = [u for u in batch if u.store_photos and u.kept_token]
+        for start in range(0, len(keepers), FANOUT_CHUNK):
+            slot_at = self._release_work(run_id, keepers[start:start + FANOUT_CHUNK], slot_at, per_call)
         if len(batch) >= FANOUT_BATCH:
             last = batch[-1].user_key
             self._control(ReenrollFanout(run_id, last, slot_at), message_id=f"{run_id}:fanout:{last}",
@@ -236,22 +217,40 @@ class ReenrollmentService:
         self._save_run(run_id, fanned_out, status=rr.WORKING)
         self._check_later(run_id, 1, max(1.0, (slot_at - self._clock()).total_seconds() + 1.0))
 
-    # --- one user -------------------------------------------------------------------------------
-    def _run_for_work(self, run_id: str) -> ReenrollRun:
-        """The run, read at most once per RUN_CACHE_SECONDS per process. Safe because a work item
-        only needs the new group (fixed for the run) and whether the run still takes work, and a run
-        leaves ``working`` only once every item is final (a final item is never worked again)."""
+    def _release_work(self, run_id: str, users: list[User], slot_at: datetime, per_call: float) -> datetime:
+        """Creates and sends the work items of ``users`` (a chunk, so the first items go out while the
+        rest of the batch is still being listed); returns the next free slot of the budget."""
+        # The kept photos of the chunk are listed in parallel: one request each, and the first work
+        # item cannot be sent before its chunk is listed.
+        with ThreadPoolExecutor(max_workers=LIST_THREADS) as pool:
+            counts = list(pool.map(lambda u: len(self._photos.list_kept(f"{u.kept_token}/")), users))
+        items: list[WorkItem] = []
+        messages: list[OutgoingMessage] = []
         now = self._clock()
-        cached = self._run_cache.get(run_id)
-        if cached is not None and (now - cached[0]).total_seconds() < RUN_CACHE_SECONDS:
-            return cached[1]
-        run = self._run(run_id)
-        self._run_cache[run_id] = (now, run)
-        return run
+        for user, kept in zip(users, counts, strict=True):
+            if not kept:
+                continue
+            items.append(WorkItem(run_id=run_id, user_key=user.user_key, status=rr.QUEUED, photos=kept,
+                                  scheduled_at=iso(slot_at)))
+            # Released RELEASE_LEAD ahead of its share of the budget: the workers' token bucket
+            # (shared/domain/pacing.py) paces the Face calls, so an item that starts a little early
+            # costs nothing, while one that starts late would lose its budget for good.
+            release = slot_at - RELEASE_LEAD
+            messages.append(work_message(ReenrollWork(run_id, user.user_key), message_id=f"{run_id}:{user.user_key}",
+                                         at=release if release > now else None))
+            slot_at += timedelta(seconds=per_call * (1 + kept))
+        # One batch transaction for the chunk (the items share the run's partition) and one send.
+        # A redelivered batch: the items exist (left as they are), the message ids are duplicates.
+        self._repos.items.insert_all(items)
+        if messages:
+            self._publisher.send(self._settings.reenroll_work_queue, messages)
+        return slot_at
 
+    # --- one user -------------------------------------------------------------------------------
     def work(self, command: ReenrollWork) -> str:
         run_id, user_key = command.run_id, command.user_key
-        run = self._run_for_work(run_id)
+        # Read every time, not cached: a cancelled run must stop its items at once.
+        run = self._run(run_id)
         token = uuid.uuid4().hex
         claim = self._claim_item(run_id, user_key, token)
         if claim == "final":

@@ -140,7 +140,8 @@ def test_a_whole_run_on_the_fakes_stays_within_r_and_loses_nobody() -> None:
     bucket = TokenBucket(rate, burst=1.0, clock=mono, sleep=sleep)
     records, photos, face, publisher = FakeRecords(), FakePhotos(), FakeFace(), FakePublisher()
     settings = Settings.from_env({"TRAINING_COALESCE_SECONDS": "0", "TABLE_PREFIX": "svc",
-                                  "FACE_CALLS_PER_SECOND": str(rate)})
+                                  "FACE_CALLS_PER_SECOND": str(rate),
+                                  "FACE_RECOGNITION_MODELS": "recognition_04,recognition_05"})
     services = build(settings, clock=clock, records=records, photos=photos, face=face, publisher=publisher,
                      face_budget=bucket)
     stack = Stack(services, clock, records, photos, face, publisher)

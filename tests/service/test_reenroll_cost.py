@@ -24,6 +24,6 @@ def test_a_work_item_with_three_photos_costs_at_most_16_storage_round_trips() ->
     storage = [c for c in counter.calls if c.startswith(("records.", "photos."))]
     face = [c for c in counter.calls if c.startswith("face.")]
     assert len(face) == 4  # create the person, add three faces
-    # run 1 (read once per RUN_CACHE_SECONDS), item 1 + 1 (claim), ledger 2, user 1 + 2 (person factory)
+    # run 1, item 1 + 1 (claim), ledger 2, user 1 + 2 (person factory)
     # + 1 (revocation check), kept photos 1 list + 3 reads, item writes 3 (one per photo) + 1 (finish).
     assert len(storage) <= 17, storage
