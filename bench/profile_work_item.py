@@ -109,6 +109,7 @@ def main() -> int:
         run = services.reenrollment.start(StartReenrollment("recognition_05", "bench"))
         services.reenrollment.control(ReenrollFanout(run.run_id, "", None))
         walls, parts = [], defaultdict(list)
+        cpu0 = time.process_time()
         calls_total: Counter[str] = Counter()
         for user in users[:-1]:
             ledger.reset()
@@ -121,10 +122,12 @@ def main() -> int:
             parts["python"].append(wall - sum(ledger.seconds.values()))
             calls_total.update(ledger.calls)
         n = len(walls)
+        cpu_ms = (time.process_time() - cpu0) / n * 1000  # this process's CPU (all threads) per item
         print(f"one work item ({args.photos} kept photos), {n} items, median over items (ms):")
         print(f"  wall {statistics.median(walls) * 1000:7.1f}")
         for kind in ("storage", "face", "bus", "python"):
             print(f"  {kind:7s} {statistics.median(parts[kind]) * 1000:7.1f}")
+        print(f"  CPU of this process per item (mean): {cpu_ms:.1f} ms")
         print("calls per item:")
         for name, count in sorted(calls_total.items()):
             print(f"  {count / n:5.2f}  {name}")
