@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # types only: the modules are imported on first build (cold s
     from shared.services.enrollment import EnrollmentService
     from shared.services.groups import GroupDirectory, TrainingCoordinator
     from shared.services.purge import PurgeService
+    from shared.services.quotas import QuotaService
     from shared.services.reenrollment import ReenrollmentService
     from shared.services.revocation import RevocationService
 
@@ -49,6 +50,7 @@ class Services:
     revocation: RevocationService
     purge: PurgeService
     reenrollment: ReenrollmentService
+    quotas: QuotaService
 
 
 def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None = None,
@@ -72,6 +74,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None =
     from shared.services.enrollment import EnrollmentService
     from shared.services.groups import GroupDirectory, PersonFactory, TrainingCoordinator
     from shared.services.purge import PurgeService
+    from shared.services.quotas import QuotaService
     from shared.services.reenrollment import ReenrollmentService
     from shared.services.revocation import RevocationService
 
@@ -109,8 +112,9 @@ def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None =
     groups = GroupDirectory(repos, face, settings, clock=clock)
     training = TrainingCoordinator(groups, face, clock=clock, coalesce_seconds=settings.training_coalesce_seconds)
     persons = PersonFactory(repos, face)
+    quotas = QuotaService(repos=repos, settings=settings, clock=clock)
     enrollment = EnrollmentService(repos=repos, photos=photos, face=face, consent=consent, audit=audit, groups=groups,
-                                   training=training, persons=persons, settings=settings, clock=clock)
+                                   training=training, persons=persons, settings=settings, clock=clock, quotas=quotas)
     revocation = RevocationService(repos=repos, photos=photos, face=face, consent=consent, audit=audit,
                                    publisher=publisher, settings=settings, clock=clock)
     purge = PurgeService(repos=repos, photos=photos, face=face, revocation=revocation, audit=audit, groups=groups,
@@ -122,7 +126,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None =
                                        settings=settings, clock=clock)
     return Services(settings=settings, records=records, repos=repos, photos=photos, face=face, publisher=publisher,
                     audit=audit, groups=groups, training=training, consent=consent, enrollment=enrollment,
-                    revocation=revocation, purge=purge, reenrollment=reenrollment)
+                    revocation=revocation, purge=purge, reenrollment=reenrollment, quotas=quotas)
 
 
 _lock = threading.Lock()

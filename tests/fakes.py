@@ -22,6 +22,7 @@ import copy
 import hashlib
 import io
 import json
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -76,6 +77,9 @@ class FakeRecords(_Hooked):
     def __init__(self) -> None:
         self.tables: dict[str, dict[tuple[str, str], tuple[dict[str, Any], str]]] = {}
         self.writes = 0
+        # A conditional write is atomic in Table storage: check and write under one lock here too
+        # (taken after the hook, so the interleaving scheduler still switches at every call).
+        self._write_lock = threading.RLock()
 
     def _t(self, table: str) -> dict[tuple[str, str], tuple[dict[str, Any], str]]:
         return self.tables.setdefault(table, {})
@@ -96,11 +100,12 @@ class FakeRecords(_Hooked):
     def insert(self, table: str, entity: Mapping[str, Any]) -> str:
         self._at(f"records.insert:{table}")
         key = self._key(entity)
-        if key in self._t(table):
-            raise errors.RecordExists(f"{table} record exists")
-        etag = self._etag()
-        self._t(table)[key] = (_stored(entity), etag)
-        return etag
+        with self._write_lock:
+            if key in self._t(table):
+                raise errors.RecordExists(f"{table} record exists")
+            etag = self._etag()
+            self._t(table)[key] = (_stored(entity), etag)
+            return etag
 
     def insert_batch(self, table: str, entities: Sequence[Mapping[str, Any]]) -> list[str]:
         """One transaction per 100 entities of a partition: all or none of each, as Table storage does."""
@@ -121,12 +126,13 @@ class FakeRecords(_Hooked):
     def update(self, table: str, entity: Mapping[str, Any], *, etag: str) -> str:
         self._at(f"records.update:{table}")
         key = self._key(entity)
-        found = self._t(table).get(key)
-        if found is None or found[1] != etag:
-            raise errors.RecordConflict(f"{table} record changed concurrently")
-        new = self._etag()
-        self._t(table)[key] = (_stored(entity), new)
-        return new
+        with self._write_lock:
+            found = self._t(table).get(key)
+            if found is None or found[1] != etag:
+                raise errors.RecordConflict(f"{table} record changed concurrently")
+            new = self._etag()
+            self._t(table)[key] = (_stored(entity), new)
+            return new
 
     def upsert(self, table: str, entity: Mapping[str, Any]) -> str:
         self._at(f"records.upsert:{table}")

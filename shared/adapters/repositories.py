@@ -201,6 +201,10 @@ UPLOADS_DUE = Layout(TABLE_UPLOADS_BY_MINUTE, rec.UploadDue, pk="minute", rk="up
 AUDIT = Layout(TABLE_AUDIT, rec.AuditEntry, pk="day", rk="entry_id")
 
 
+TABLE_QUOTAS = "quotas"
+QUOTAS = Layout(TABLE_QUOTAS, rec.QuotaWindow, pk="subject", rk="window")
+
+
 class Repositories:
     """Every repository, over one record store (built once in shared/bootstrap.py)."""
 
@@ -222,3 +226,4 @@ class Repositories:
         self.consent_due = Repository(store, CONSENT_DUE)
         self.uploads_due = Repository(store, UPLOADS_DUE)
         self.audit = Repository(store, AUDIT)
+        self.quotas = Repository(store, QUOTAS)

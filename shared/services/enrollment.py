@@ -34,6 +34,7 @@ from shared.results import ConsentInForce, EnrollmentStatus, OverrideGranted, Ph
 from shared.services.audit import AuditLog
 from shared.services.consent import ConsentService
 from shared.services.groups import PRIMARY, ActiveGroup, GroupDirectory, PersonFactory, TrainingCoordinator
+from shared.services.quotas import QuotaService
 from shared.settings import Settings
 
 log = logging.getLogger("shared.enrollment")
@@ -47,7 +48,8 @@ REENROLL_MESSAGE = ("The face recognition model was upgraded. Please enroll agai
 class EnrollmentService:
     def __init__(self, *, repos: Repositories, photos: PhotoStorePort, face: FacePort, consent: ConsentService,
                  audit: AuditLog, groups: GroupDirectory, training: TrainingCoordinator, persons: PersonFactory,
-                 settings: Settings, clock: Callable[[], datetime]) -> None:
+                 settings: Settings, clock: Callable[[], datetime], quotas: QuotaService | None = None) -> None:
+        self._quotas = quotas or QuotaService(repos=repos, settings=settings, clock=clock)
         self._repos = repos
         self._photos = photos
         self._face = face
@@ -64,6 +66,9 @@ class EnrollmentService:
         user_key = command.principal.user_key
         if self._consent.current(user_key) is None or self._repos.users.get(user_key) is None:
             raise ConsentRequired("consent required: accept the current terms first (POST /api/consent).")
+        # Costs bounded before work starts: slots held open and sessions per day, per user.
+        self._quotas.charge_upload_session(user_key, open_slots=self._quotas.open_slots(user_key),
+                                           requested=command.count)
         now = self._clock()
         expires = now + timedelta(minutes=self._settings.sas_ttl_minutes)
         session_id = uuid.uuid4().hex
