@@ -192,6 +192,8 @@ def main() -> int:
         if args.only is not None and bench.name not in args.only:
             continue
         results["benches"][bench.name] = run_one(bench)
+        OUT.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(results, indent=2, ensure_ascii=False))  # kept if a later one is stopped
     results["machine"] = machine()
     results["writtenAt"] = datetime.now(UTC).isoformat(timespec="seconds")
     results["table"] = table(results)
