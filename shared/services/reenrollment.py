@@ -287,8 +287,8 @@ class ReenrollmentService:
         user_key = item.user_key
         if run.status not in (rr.FANNING_OUT, rr.WORKING):
             return self._finish_item(item, token, rr.SKIPPED, reason=f"run is {run.status}")
-        if self._consent.current(user_key) is None:
-            return self._finish_item(item, token, rr.SKIPPED, reason="no current consent to keep photos")
+        # No ledger read here: the person factory reads it after recording its intent (and again after
+        # the create), and ``allowed`` makes those reads decide consent too (one round trip less).
         group_id = run.new_group_id
         seen: list[User] = []
 
@@ -311,12 +311,16 @@ class ReenrollmentService:
             return None, False
 
         try:
-            made = self._persons.ensure(user_key, group_id, slot=REENROLL_TARGET, reuse=reuse)
+            made = self._persons.ensure(user_key, group_id, slot=REENROLL_TARGET, reuse=reuse,
+                                        allowed=self._consent.in_force)
         except _NoKeptPhotos:
             made = None
         if made is None:
             return self._finish_item(item, token, rr.SKIPPED, reason="no current consent to keep photos")
-        person_id = made[0]
+        person_id, created = made
+        if not created and self._consent.current(user_key) is None:
+            # A redelivery found its person made already, so the factory read no ledger: read it here.
+            return self._finish_item(item, token, rr.SKIPPED, reason="no current consent to keep photos")
         try:
             item, added, failed = self._add_kept_faces(item, seen[-1], group_id, person_id, token)
         except (PhotoNotFound, PersonNotFound) as exc:
@@ -326,7 +330,11 @@ class ReenrollmentService:
                 return self._finish_item(item, token, rr.SKIPPED, reason="revoked during the run")
             raise TransientFailure("a kept photo or the person vanished during the work item") from exc
         # Revocation wins, also against a race with this very item: look again before reporting done.
-        if self._consent.current(user_key) is None or self._repos.users.get(user_key) is None:
+        # The ledger alone decides (the user record is not read again): an erasure writes its tombstone
+        # there before it deletes the record, and a decline never follows a consent in force. Whatever
+        # this item made, an erasure deletes anyway: the person is tracked in personattempts from before
+        # its creation, and a face added to a deleted person fails (PersonNotFound, above).
+        if self._consent.current(user_key) is None:
             self._persons.forget(user_key, group_id, person_id)
             return self._finish_item(item, token, rr.SKIPPED, reason="revoked during the run",
                                      added=added, rejected=failed)
