@@ -89,8 +89,9 @@ def _worst(pattern: str) -> Callable[[dict[str, Any]], float | None]:
 
 
 FIGURES: list[Figure] = [
+    # 29 before issue 14; 17 before the person factory tracked persons in personattempts (2 writes).
     Figure("roundtrips", "Re-enrollment: storage round trips per user on the critical path (was 29)",
-           _parsed(r"work item \(critical path\): .*storage ([\d.]+)"), "", "≤ 17", lambda v: v <= 17),
+           _parsed(r"work item \(critical path\): .*storage ([\d.]+)"), "", "≤ 19", lambda v: v <= 19),
     Figure("reenroll-r20", "Re-enrollment R = 20, 500 users × 3 photos: achieved / R, lowest of 3 runs",
            lambda r: min(x["achievedOverR"] for x in _runs(r)), "", "≥ 0.95", lambda v: v >= 0.95),
     Figure("reenroll-r20", "Re-enrollment R = 20: achieved / R, highest of 3 runs",
