@@ -16,6 +16,7 @@ from shared.settings import Settings
 
 if TYPE_CHECKING:  # types only: the modules are imported on first build (cold start)
     from shared.adapters.repositories import Repositories
+    from shared.domain.pacing import TokenBucket
     from shared.ports import FacePort, MessagePublisherPort, PhotoStorePort, RecordStorePort
     from shared.services.access import AccessService
     from shared.services.audit import AuditLog
@@ -60,11 +61,19 @@ class Services:
 
 def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None = None,
           records: RecordStorePort | None = None, photos: PhotoStorePort | None = None,
-          publisher: MessagePublisherPort | None = None, credential: Any = None) -> Services:
+          publisher: MessagePublisherPort | None = None, credential: Any = None,
+          face_budget: TokenBucket | None = None) -> Services:
     """Adapters from settings, except those given: tests pass in-memory fakes (tests/fakes.py) or
-    real adapters wrapped with faults. Nothing is connected here; adapters connect on first use."""
+    real adapters wrapped with faults. Nothing is connected here; adapters connect on first use.
+
+    Re-enrollment's Face calls take tokens from ``face_budget``, one bucket for every worker thread of
+    the process, at FACE_CALLS_PER_SECOND. It is built here when Face is (the real client, which
+    reports its 429s to it); a test that passes a Face fake passes a bucket on its own clock, or none."""
+    from typing import cast
+
     from shared.adapters.azure_storage import StorageClients
     from shared.adapters.repositories import Repositories
+    from shared.domain.pacing import PacedCalls, TokenBucket
     from shared.logging_policy import quiet_sdk_logging
     from shared.services.access import AccessService
     from shared.services.audit import AuditLog
@@ -93,7 +102,10 @@ def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None =
     if face is None:
         from shared.adapters.face_rest import FaceRestClient
 
-        face = FaceRestClient.from_settings(settings)
+        client = FaceRestClient.from_settings(settings)
+        face_budget = face_budget or TokenBucket(settings.face_calls_per_second)
+        client.on_throttled = face_budget.hold_off
+        face = client
     if publisher is None:
         if settings.uses_storage_queue_bus:
             from shared.adapters.storage_queue_bus import StorageQueueBus
@@ -120,8 +132,11 @@ def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None =
     purge = PurgeService(repos=repos, photos=photos, face=face, revocation=revocation, audit=audit, groups=groups,
                          training=training, settings=settings, clock=clock,
                          finish_replacement=enrollment.finish_replacement)
-    reenrollment = ReenrollmentService(repos=repos, photos=photos, face=face, audit=audit, publisher=publisher,
-                                       consent=consent, groups=groups, persons=persons, settings=settings, clock=clock)
+    paced = cast("FacePort", PacedCalls(face, face_budget)) if face_budget is not None else face
+    reenrollment = ReenrollmentService(repos=repos, photos=photos, face=paced, audit=audit, publisher=publisher,
+                                       consent=consent, groups=groups,
+                                       persons=PersonFactory(repos, paced, clock=clock) if face_budget is not None else persons,
+                                       settings=settings, clock=clock)
     access = AccessService(repos=repos, photos=photos, audit=audit, consent=consent, enrollment=enrollment,
                            footprint=footprint, revocation=revocation, clock=clock, sas_ttl_minutes=settings.sas_ttl_minutes,
                            audit_retention_days=settings.audit_retention_days)

@@ -214,6 +214,7 @@ class PurgeReport:
     finished_replacements: int = 0
     rows_read: dict[str, int] = field(default_factory=lambda: {"repairedErasures": 0, "expiredConsents": 0,
                                                                "staleUploads": 0, "supersededGroups": 0})
+    read_plans: dict[str, str] = field(default_factory=dict)  # step -> batched | scan | none
     orphan_scan: dict[str, int] = field(default_factory=lambda: {
         "groups": 0, "facePages": 0, "facePersonsListed": 0, "personChecks": 0, "keptBlobsListed": 0,
         "userRowsRead": 0})
@@ -230,7 +231,8 @@ class PurgeReport:
             "supersededGroups": self.superseded_groups, "staleIndexRows": self.stale_index_rows,
             "repairedErasures": self.repaired_erasures, "expiredAuditRows": self.expired_audit_rows,
             "pendingReplacements": self.pending_replacements, "finishedReplacements": self.finished_replacements,
-            "rowsRead": dict(self.rows_read), "orphanScan": dict(self.orphan_scan), "stepMs": dict(self.step_ms),
+            "rowsRead": dict(self.rows_read), "readPlans": dict(self.read_plans), "orphanScan": dict(self.orphan_scan),
+            "stepMs": dict(self.step_ms),
             "errors": list(self.errors), "durationMs": self.duration_ms,
         }
 

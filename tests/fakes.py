@@ -107,6 +107,23 @@ class FakeRecords(_Hooked):
             self._t(table)[key] = (_stored(entity), etag)
             return etag
 
+    def insert_batch(self, table: str, entities: Sequence[Mapping[str, Any]]) -> list[str]:
+        """One transaction per 100 entities of a partition: all or none of each, as Table storage does."""
+        etags: list[str] = []
+        for start in range(0, len(entities), 100):
+            chunk = entities[start:start + 100]
+            self._at(f"records.batch:{table}")
+            if len({str(e["PartitionKey"]) for e in chunk}) != 1:
+                raise ValueError("a batch transaction holds one partition")
+            with self._write_lock:  # a transaction is atomic, like a conditional write
+                if any(self._key(e) in self._t(table) for e in chunk):
+                    raise errors.RecordExists(f"{table} record exists")
+                for e in chunk:
+                    etag = self._etag()
+                    self._t(table)[self._key(e)] = (_stored(e), etag)
+                    etags.append(etag)
+        return etags
+
     def update(self, table: str, entity: Mapping[str, Any], *, etag: str) -> str:
         self._at(f"records.update:{table}")
         key = self._key(entity)
@@ -134,6 +151,18 @@ class FakeRecords(_Hooked):
     def partition(self, table: str, pk: str) -> list[dict[str, Any]]:
         self._at(f"records.partition:{table}")
         return [_loaded(e) for (p, _), (e, _) in sorted(self._t(table).items()) if p == pk]
+
+    def partitions(self, table: str, pks: Sequence[str], *, select: list[str] | None = None) -> Iterator[dict[str, Any]]:
+        keys = sorted(set(pks))
+        rows = []
+        for start in range(0, len(keys), 15):  # one request per 15 keys, as Table storage allows
+            chunk = set(keys[start:start + 15])
+            self._at(f"records.partitions:{table}")
+            for (p, _), (e, _) in sorted(self._t(table).items()):
+                if p in chunk:
+                    row = _loaded(e)
+                    rows.append({k: v for k, v in row.items() if k in select} if select else row)
+        return iter(rows)
 
     def range(self, table: str, *, pk_from: str | None = None, pk_to: str | None = None,
               rk_from: str | None = None, rk_to: str | None = None, pk: str | None = None,

@@ -200,6 +200,11 @@ class Emulator:
             self.throttled = 0
             self.faults = 0
             self.by_status: dict[str, int] = {}
+            # Time with at least one Face call in flight (the union of the calls' intervals): a client's
+            # wall time against it shows how much of the wall time is the client's own.
+            self._in_flight = 0
+            self._busy_since = 0.0
+            self._busy_s = 0.0
 
     def configure(self, cfg: dict[str, Any]) -> dict[str, Any]:
         def num(name: str, lo: float, hi: float, *, allow_none: bool = False, integer: bool = False) -> None:
@@ -259,7 +264,8 @@ class Emulator:
 
     def stats(self) -> dict[str, Any]:
         with self._stats_lock:
-            return {"calls": self.calls, "throttled": self.throttled, "faults": self.faults,
+            busy = self._busy_s + (time.monotonic() - self._busy_since if self._in_flight else 0.0)
+            return {"calls": self.calls, "throttled": self.throttled, "faults": self.faults, "busySeconds": busy,
                     "byStatus": dict(self.by_status), "personIds": list(self.store.person_ids_issued)}
 
     def reset(self) -> None:
@@ -282,7 +288,16 @@ class Emulator:
                       headers.get("host", "127.0.0.1"))
         with self._stats_lock:
             self.calls += 1
-        resp = self._face(req)
+            if self._in_flight == 0:
+                self._busy_since = time.monotonic()
+            self._in_flight += 1
+        try:
+            resp = self._face(req)
+        finally:
+            with self._stats_lock:
+                self._in_flight -= 1
+                if self._in_flight == 0:
+                    self._busy_s += time.monotonic() - self._busy_since
         with self._stats_lock:
             self.by_status[str(resp.status)] = self.by_status.get(str(resp.status), 0) + 1
         return resp

@@ -101,7 +101,6 @@ class LocalHost:
         self.results: deque[dict[str, Any]] = deque(maxlen=5000)
         self._results_lock = threading.Lock()
         self.stop_event = threading.Event()
-        self.dispatcher = EventDispatcher(self.invoker, self.blob_service, on_result=self.record)
         self.http_port = http_port
         self.bind_host = host
         self.lock_seconds = lock_seconds
@@ -109,6 +108,8 @@ class LocalHost:
         self.enable_timers = enable_timers
         self.enable_watcher = enable_watcher
         self.concurrency = concurrency or self._host_json_concurrency()
+        self.dispatcher = EventDispatcher(self.invoker, self.blob_service, on_result=self.record,
+                                          concurrency=self.concurrency)
         self.pumps: list[ServiceBusPump] = []
         self.timers: dict[str, TimerRunner] = {}
         self.watcher: BlobWatcher | None = None

@@ -121,20 +121,25 @@ class Delivery:
 class EventDispatcher:
     """Delivers events to functions at least once, retrying failures on a (shortened) Event Grid schedule.
 
-    Deliveries run side by side on ``workers`` threads, as Event Grid's concurrent webhook calls do on
-    the Functions host: one slow blob (a costly upload) never holds up the events behind it."""
+    Deliveries run side by side on ``concurrency`` threads (the local host passes host.json's
+    maxConcurrentCalls), as Event Grid's concurrent webhook calls do on the Functions host: one slow
+    blob (a costly upload) never holds up the events behind it."""
 
     RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0)
 
     def __init__(self, invoker: Invoker, blobs: Callable[[], Any], *, on_result: Callable[[InvocationResult], None],
-                 workers: int = 8) -> None:
+                 concurrency: int = 8) -> None:
         self.invoker = invoker
         self._blobs = blobs
         self._on_result = on_result
         self._pending: list[Delivery] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="eventgrid")
+        # Event Grid delivers events concurrently and the Functions host runs them concurrently: one
+        # at a time, a burst of uploads waited in line (300 photos took 10 minutes here), and a costly
+        # blob held up the events behind it.
+        self.concurrency = max(1, concurrency)
+        self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="eventgrid")
         self._in_flight = 0
         self.dead_lettered: list[dict[str, Any]] = []
 
@@ -218,6 +223,7 @@ class EventDispatcher:
     def idle(self) -> bool:
         with self._lock:
             return not self._pending and not self._in_flight
+
 
     def _attempt(self, d: Delivery) -> None:
         d.attempts += 1
@@ -360,6 +366,10 @@ class ServiceBusPump:
             t.join()
 
     def _loop(self, stop: threading.Event) -> None:
+        # Storage queues have no long polling: an idle thread polls, and backs off (up to 5 x the
+        # interval) while the queue stays empty, so idle pumps do not load the storage emulator that
+        # busy ones are waiting on. A message resets the wait.
+        idle = self.poll_interval
         while not stop.is_set():
             try:
                 messages = self.receiver.receive(self.entity, max_messages=1)
@@ -368,8 +378,10 @@ class ServiceBusPump:
                 stop.wait(1.0)
                 continue
             if not messages:
-                stop.wait(self.poll_interval)
+                stop.wait(idle)
+                idle = min(idle * 1.5, self.poll_interval * 5)
                 continue
+            idle = self.poll_interval
             for m in messages:
                 if stop.is_set():
                     return  # leave it locked: it comes back when the lock expires

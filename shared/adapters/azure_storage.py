@@ -29,6 +29,7 @@ class StorageClients:
         self._tables: Any = None
         self._blobs: Any = None
         self._created: set[str] = set()
+        self._clients: dict[str, Any] = {}  # table and container clients, built once each
         self._delegation_key: Any = None
         self._delegation_expiry: datetime | None = None
 
@@ -71,14 +72,24 @@ class StorageClients:
             return self._blobs
 
     def table(self, name: str) -> Any:
+        # One client per table, kept: building one (a pipeline of policies) took as long as the request
+        # it was built for. SDK clients are safe to share between threads (they share one transport).
+        client = self._clients.get(name)
+        if client is not None:
+            return client
         if name not in self._created:
             self.table_service().create_table_if_not_exists(name)
             self._created.add(name)
-        return self.table_service().get_table_client(name)
+        client = self.table_service().get_table_client(name)
+        self._clients[name] = client
+        return client
 
     def container(self, name: str) -> Any:
-        client = self.blob_service().get_container_client(name)
         key = f"container:{name}"
+        client = self._clients.get(key)
+        if client is not None:
+            return client
+        client = self.blob_service().get_container_client(name)
         if key not in self._created:
             from azure.core.exceptions import ResourceExistsError
 
@@ -87,6 +98,7 @@ class StorageClients:
             except ResourceExistsError:
                 pass
             self._created.add(key)
+        self._clients[key] = client
         return client
 
     def create_only_sas_url(self, container: str, blob_name: str, *, expires_on: datetime) -> str:

@@ -143,6 +143,9 @@ class FaceRestClient:
         self._backoff_max = backoff_max
         self._max_wait = max_wait
         self._face_id_ttl = face_id_ttl
+        # Told about every 429 with its Retry-After (seconds), so that the process's Face call budget
+        # (shared/domain/pacing.py) stops every worker, not only the throttled call's retry.
+        self.on_throttled: Callable[[float], None] | None = None
         self._pool_size = pool_size
         self._session: requests.Session | None = transport
         self._owns_session = transport is None
@@ -455,7 +458,10 @@ class FaceRestClient:
             self._token.invalidate()
         if is_retryable(status, error.code):
             self._log(logging.WARNING, method, template, status, elapsed_ms, attempt, request_id, error.code)
-            raise _Retry(error, parse_retry_after(response.headers))
+            retry_after = parse_retry_after(response.headers)
+            if status == 429 and self.on_throttled is not None:
+                self.on_throttled(retry_after if retry_after is not None else 1.0)
+            raise _Retry(error, retry_after)
         self._log(logging.INFO, method, template, status, elapsed_ms, attempt, request_id, error.code)
         raise error
 

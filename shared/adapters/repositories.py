@@ -21,7 +21,7 @@ from functools import cached_property
 from typing import Any, Generic, TypeVar
 
 from shared.domain import records as rec
-from shared.errors import RecordConflict, TransientFailure
+from shared.errors import RecordConflict, RecordExists, TransientFailure
 from shared.ports import RecordStorePort
 
 R = TypeVar("R", bound=rec.Record)
@@ -106,6 +106,23 @@ class Repository(Generic[R]):
         record.etag = self._store.insert(self.layout.table, self.layout.to_entity(record))
         return record
 
+    def insert_all(self, records: list[R]) -> None:
+        """Creates records of one partition in batch transactions (one request per 100); those that
+        exist already (a redelivered fan-out) are left as they are, and the others are still created."""
+        if not records:
+            return
+        try:
+            etags = self._store.insert_batch(self.layout.table, [self.layout.to_entity(r) for r in records])
+        except RecordExists:
+            for record in records:
+                try:
+                    self.insert(record)
+                except RecordExists:
+                    pass
+            return
+        for record, etag in zip(records, etags, strict=True):
+            record.etag = etag
+
     def update(self, record: R) -> R:
         """Replaces the record if it still has ``record.etag``; ``RecordConflict`` otherwise (or if it is gone)."""
         record.etag = self._store.update(self.layout.table, self.layout.to_entity(record), etag=record.etag)
@@ -148,6 +165,14 @@ class Repository(Generic[R]):
             raise ValueError(f"{self.layout.table}: a partition key is needed")
         return [self.layout.from_entity(e) for e in self._store.partition(self.layout.table, key)]
 
+    def partitions(self, pks: list[str]) -> dict[str, list[R]]:
+        """The records of several partitions by key, one request per 15 keys."""
+        out: dict[str, list[R]] = {pk: [] for pk in pks}
+        for e in self._store.partitions(self.layout.table, pks):
+            record = self.layout.from_entity(e)
+            out.setdefault(str(e["PartitionKey"]), []).append(record)
+        return out
+
     def range(self, *, pk_from: str | None = None, pk_to: str | None = None, pk: str | None = None,
               only: list[str] | None = None) -> Iterator[R]:
         """A key-range query; ``only`` reads just those fields (the others keep their defaults)."""
@@ -173,6 +198,7 @@ ATTEMPTS = Layout(TABLE_ATTEMPTS, rec.PersonAttempt, pk="user_key", rk="attempt_
 PENDING_ERASURES = Layout(TABLE_PENDING_ERASURES, rec.PendingErasure, pk_const="pending", rk="user_key")
 GROUP = Layout(TABLE_STATE, rec.GroupState, pk_const="group", rk_const="active")
 REENROLL_LOCK = Layout(TABLE_STATE, rec.ReenrollLock, pk_const="reenroll", rk_const="current")
+PURGE_STATS = Layout(TABLE_STATE, rec.PurgeStats, pk_const="purge", rk_const="stats")
 SUPERSEDED = Layout(TABLE_STATE, rec.SupersededGroup, pk_const="supersededgroup", rk="group_id")
 HEARTBEATS = Layout(TABLE_STATE, rec.Heartbeat, pk_const="heartbeat", rk="name")
 OVERRIDES = Layout(TABLE_OVERRIDES, rec.Override, pk="user_key", rk_const="override")
@@ -210,6 +236,7 @@ class Repositories:
         self.reenroll_lock = Repository(store, REENROLL_LOCK)
         self.superseded = Repository(store, SUPERSEDED)
         self.heartbeats = Repository(store, HEARTBEATS)
+        self.purge_stats = Repository(store, PURGE_STATS)
         self.overrides = Repository(store, OVERRIDES)
         self.receipts = Repository(store, RECEIPTS)
         self.runs = Repository(store, RUNS)

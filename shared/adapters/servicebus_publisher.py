@@ -26,11 +26,14 @@ class ServiceBusPublisher:
         if not messages:
             return
         from azure.servicebus import ServiceBusMessage
+        from azure.servicebus.exceptions import MessageSizeExceededError
 
         # The app sends to queues only (revocations, model-updates, reenroll-work); topics such as
         # hr-events are written by other systems.
         sender = self._service().get_queue_sender(destination)
         with sender:
+            # One batch per request (the fan-out sends 200 work items at a time), a new one when full.
+            batch = sender.create_message_batch()
             for message in messages:
                 sb_message = ServiceBusMessage(
                     message.body,
@@ -40,7 +43,14 @@ class ServiceBusPublisher:
                     application_properties=dict(message.application_properties) or None,  # type: ignore[arg-type]
                     scheduled_enqueue_time_utc=message.scheduled_enqueue_time,
                 )
-                sender.send_messages(sb_message)
+                try:
+                    batch.add_message(sb_message)
+                except MessageSizeExceededError:
+                    sender.send_messages(batch)
+                    batch = sender.create_message_batch()
+                    batch.add_message(sb_message)
+            if len(batch):
+                sender.send_messages(batch)
 
     def close(self) -> None:
         if self._client is not None:

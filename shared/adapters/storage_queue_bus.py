@@ -225,20 +225,33 @@ class StorageQueueBus:
     # --- MessagePublisherPort ---
     def send(self, destination: str, messages: Sequence[OutgoingMessage]) -> None:
         targets = self.targets(destination)
-        for message in messages:
+
+        def one(message: OutgoingMessage) -> None:
             now = datetime.now(UTC)
-            if self._is_duplicate(destination, message.message_id, now):
-                continue
-            self.put(targets, message, now=now)
+            if not self._is_duplicate(destination, message.message_id, now):
+                self.put(targets, message, now=now)
+
+        if len(messages) <= 1:
+            for message in messages:
+                one(message)
+            return
+        # Service Bus sends a batch in one request; the stand-in needs two per message (duplicate
+        # detection, then the queue), so a batch goes out on a few threads: one after the other, the
+        # re-enrollment fan-out released work no faster than the workers consumed it on a busy machine.
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(8, len(messages))) as pool:
+            list(pool.map(one, messages))
 
     def put(self, storage_names: Sequence[str], message: OutgoingMessage, *, now: datetime | None = None) -> None:
         now = now or datetime.now(UTC)
         delay = 0
         scheduled = message.scheduled_enqueue_time
         if scheduled is not None:
-            # Storage visibility has whole seconds: the message surfaces up to 1 s early and the
-            # receiver holds it until its scheduled time, as Service Bus delivers to the millisecond.
-            delay = math.floor(max(0.0, min((scheduled - now).total_seconds(), MAX_VISIBILITY.total_seconds())))
+            # Storage visibility has whole seconds: rounded up, the message surfaces up to 1 s late and
+            # never early (Service Bus, too, delivers a scheduled message at or after its time). Rounded
+            # down, a receiver had to hold it, and a worker thread sat idle for up to a second.
+            delay = math.ceil(max(0.0, min((scheduled - now).total_seconds(), MAX_VISIBILITY.total_seconds())))
         envelope = Envelope(
             message_id=message.message_id,
             body=message.body,

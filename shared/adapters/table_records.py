@@ -8,13 +8,14 @@ properties whose names end with ``_json``.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from shared.adapters.azure_storage import StorageClients
 from shared.errors import RecordConflict, RecordExists
 
 Entity = dict[str, Any]
+MAX_COMPARISONS = 15
 
 
 def _to_storage(entity: Mapping[str, Any]) -> Entity:
@@ -62,6 +63,23 @@ class TableRecords:
             raise RecordExists(f"{table} record exists") from exc
         return str(meta.get("etag", ""))
 
+    def insert_batch(self, table: str, entities: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Entity group transactions: one request per 100 entities of a partition, instead of one each."""
+        from azure.data.tables import TableTransactionError
+
+        etags: list[str] = []
+        client = self._table(table)
+        for start in range(0, len(entities), 100):
+            chunk = [_to_storage(e) for e in entities[start:start + 100]]
+            try:
+                results = client.submit_transaction([("create", e) for e in chunk])
+            except TableTransactionError as exc:
+                if getattr(exc, "error_code", None) == "EntityAlreadyExists":
+                    raise RecordExists(f"{table} record exists") from exc
+                raise
+            etags.extend(str(r.get("etag", "")) for r in results)
+        return etags
+
     def update(self, table: str, entity: Mapping[str, Any], *, etag: str) -> str:
         """Replaces the entity if it still has ``etag``; RecordConflict otherwise."""
         from azure.core import MatchConditions
@@ -97,6 +115,18 @@ class TableRecords:
     def partition(self, table: str, pk: str) -> list[Entity]:
         rows = self._table(table).query_entities("PartitionKey eq @pk", parameters={"pk": pk})
         return [_from_storage(r) for r in rows]
+
+    def partitions(self, table: str, pks: Sequence[str], *, select: list[str] | None = None) -> Iterator[Entity]:
+        """One query per MAX_COMPARISONS partition keys, or-ed: Table storage allows at most 15 discrete
+        comparisons in a filter (https://learn.microsoft.com/en-us/rest/api/storageservices/querying-tables-and-entities)."""
+        keys = sorted(set(pks))
+        client = self._table(table)
+        for start in range(0, len(keys), MAX_COMPARISONS):
+            chunk = keys[start:start + MAX_COMPARISONS]
+            params = {f"p{i}": k for i, k in enumerate(chunk)}
+            query = " or ".join(f"PartitionKey eq @p{i}" for i in range(len(chunk)))
+            for r in client.query_entities(query, parameters=params, select=select):
+                yield _from_storage(r)
 
     def range(self, table: str, *, pk_from: str | None = None, pk_to: str | None = None,
               rk_from: str | None = None, rk_to: str | None = None, pk: str | None = None,

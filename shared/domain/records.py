@@ -168,6 +168,15 @@ class GroupState(Record):
 
 
 @dataclass(kw_only=True)
+class PurgeStats(Record):
+    """What the last purge saw of the tables it may scan: how purge_timer picks its cheaper read plan."""
+
+    user_rows: int = 0
+    ledger_rows: int = 0
+    upload_rows: int = 0
+
+
+@dataclass(kw_only=True)
 class ReenrollLock(Record):
     """The one re-enrollment run allowed at a time."""
 

@@ -62,6 +62,10 @@ class ConsentService:
     def current(self, user_key: str) -> ConsentState | None:
         return current_consent(self.ledger(user_key), current_terms_version=self._terms().version)
 
+    def in_force(self, ledger: list[LedgerEntry]) -> bool:
+        """Whether a ledger the caller has read holds a consent in force (to the current terms)."""
+        return current_consent(ledger, current_terms_version=self._terms().version) is not None
+
     def grant(self, command: GrantConsent) -> ConsentGranted:
         terms = self._terms()
         principal, store = command.principal, command.store_photos

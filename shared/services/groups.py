@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from shared.adapters.repositories import Repositories
 from shared.domain import enrollment as dom
 from shared.domain.enrollment import iso, parse_iso
-from shared.domain.records import GroupState, PersonAttempt, User
+from shared.domain.records import GroupState, LedgerEntry, PersonAttempt, User
 from shared.errors import (
     LargePersonGroupExists,
     LargePersonGroupNotFound,
@@ -181,8 +181,11 @@ class PersonFactory:
         self._face = face
         self._clock = clock
 
-    def _revoked(self, user_key: str) -> bool:
-        latest = dom.latest_entry(self._ledger.partition(user_key))
+    def _revoked(self, user_key: str, allowed: Callable[[list[LedgerEntry]], bool] | None = None) -> bool:
+        ledger = self._ledger.partition(user_key)
+        if allowed is not None and not allowed(ledger):
+            return True
+        latest = dom.latest_entry(ledger)
         return latest is not None and latest.kind in dom.REFUSALS
 
     def _drop(self, attempt: PersonAttempt, person_id: str | None) -> None:
@@ -208,12 +211,15 @@ class PersonFactory:
                 self._attempts.delete(user_key, attempt.attempt_id)
 
     def ensure(self, user_key: str, group_id: str, *, slot: str,
-               reuse: Callable[[User], tuple[str | None, bool]]) -> tuple[str, bool] | None:
+               reuse: Callable[[User], tuple[str | None, bool]],
+               allowed: Callable[[list[LedgerEntry]], bool] | None = None) -> tuple[str, bool] | None:
         """The person of ``user_key`` in ``group_id`` and whether it was created now; None if the user is
         gone or revoked.
 
         ``reuse`` returns a person the record already holds for this group (and whether it changed the
         record in place, which is then saved conditionally), or None to create one in ``slot``.
+        ``allowed`` is a further condition on the ledger, checked by the same two reads as a revocation
+        (re-enrollment: a consent in force to the current terms), so a caller need not read it before.
         """
         for _ in range(5):
             user = self._users.get(user_key)
@@ -247,13 +253,13 @@ class PersonFactory:
             except RecordConflict:
                 self._drop(attempt, None)  # nothing was created
                 continue
-            if self._revoked(user_key):
+            if self._revoked(user_key, allowed):
                 self._drop(attempt, None)
                 return None
             person_id = self._face.create_person(group_id, name=dom.person_label(attempt_id), user_data=attempt_id)
             attempt.person_id = person_id
             self._attempts.upsert(attempt)
-            if self._revoked(user_key):
+            if self._revoked(user_key, allowed):
                 # An erasure began after this attempt's first check: it may have run already.
                 self._drop(attempt, person_id)
                 return None

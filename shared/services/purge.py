@@ -23,13 +23,14 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
-from shared.adapters.repositories import Repositories
+from shared.adapters.repositories import Repositories, Repository
 from shared.adapters.retention_policy import RetentionPolicy, load_policy
 from shared.commands import Revoke, RunPurge
 from shared.domain import erasure as plan
 from shared.domain.enrollment import iso
-from shared.domain.records import User
+from shared.domain.records import PurgeStats, User
 from shared.errors import LargePersonGroupNotFound, PersonNotFound
 from shared.ports import FacePort, PhotoStorePort
 from shared.results import PurgeReport
@@ -41,6 +42,8 @@ from shared.settings import Settings
 log = logging.getLogger("shared.purge")
 
 PERSON_PAGE = 1000
+CONFIRM_BATCH = 15  # partition keys per query: Table storage allows 15 comparisons in a filter
+PAGE = 1000  # entities per page of a Table storage query
 #: What the orphan scan reads of each user record.
 USER_FIELDS = ["person_id", "group_id", "new_person_id", "new_group_id", "person_attempt", "new_person_attempt",
                "kept_token", "store_photos"]
@@ -67,12 +70,15 @@ class PurgeService:
         self._training = training
         self._settings = settings
         self._clock = clock
+        self._loaded_stats: PurgeStats | None = None
+        self._counted: dict[str, int] = {}
 
     def run(self, command: RunPurge) -> PurgeReport:
         dry_run, trigger = command.dry_run, command.trigger
         now = self._clock()
         started = time.perf_counter()
         report = PurgeReport(dry_run=dry_run, trigger=trigger, started_at=iso(now))
+        self._loaded_stats, self._counted = None, {}
         steps: list[tuple[str, Callable[[PurgeReport, bool, datetime], None]]] = [
             ("repairedErasures", self._repair_erasures),
             ("expiredConsents", self._expired_consents), ("staleUploads", self._stale_uploads),
@@ -85,6 +91,7 @@ class PurgeService:
             except Exception as exc:  # one failing step must not stop the others; the next run retries
                 self._error(report, name, exc)
             report.step_ms[name] = round((time.perf_counter() - began) * 1000)
+        self._save_stats()
         # Follow a running training, so a coalesced training completes without a user polling.
         if not dry_run:
             try:
@@ -160,11 +167,14 @@ class PurgeService:
         cutoff = now - retention
         rows = list(self._repos.consent_due.range(pk_to=plan.days_through(cutoff)))
         report.rows_read["expiredConsents"] += len(rows)
+        ledgers, read = self._confirming_rows(report, "expiredConsents", self._repos.ledger,
+                                              [r.user_key for r in rows], estimate=self._stats.ledger_rows,
+                                              only=["kind", "accepted", "at", "terms_version", "store_photos"])
+        report.rows_read["expiredConsents"] += read
         for row in rows:
             day, user_key = row.day, row.user_key
             try:
-                ledger = self._repos.ledger.partition(user_key)
-                report.rows_read["expiredConsents"] += len(ledger)
+                ledger = ledgers.get(user_key, [])
                 verdict = plan.consent_verdict(day, ledger, now=now, retention=retention)
                 if verdict == plan.NOT_DUE:
                     continue
@@ -188,13 +198,18 @@ class PurgeService:
         cutoff = now - max_age
         rows = list(self._repos.uploads_due.range(pk_to=plan.minutes_through(cutoff)))
         report.rows_read["staleUploads"] += len(rows)
+        # The cutoff minute's bucket holds some rows that are not old enough yet: they are skipped.
+        rows = [r for r in rows if plan.is_due(r.created_at, now=now, max_age=max_age)]
+        by_user, read = self._confirming_rows(report, "staleUploads", self._repos.uploads,
+                                              [r.user_key for r in rows if r.user_key],
+                                              estimate=self._stats.upload_rows,
+                                              only=["status", "created_at", "session_id", "blob_name"])
+        report.rows_read["staleUploads"] += read
+        uploads = {(u.user_key, u.upload_id): u for found in by_user.values() for u in found}
         sessions: set[str] = set()
         for row in rows:
             try:
-                if not plan.is_due(row.created_at, now=now, max_age=max_age):
-                    continue  # the cutoff minute's bucket: not old enough yet
-                upload = self._repos.uploads.get(row.user_key, row.upload_id) if row.user_key else None
-                report.rows_read["staleUploads"] += 1
+                upload = uploads.get((row.user_key, row.upload_id)) if row.user_key else None
                 if upload is not None and plan.upload_is_stale(upload, now=now, max_age=max_age):
                     report.stale_uploads += 1
                     sessions.add(upload.session_id)
@@ -210,6 +225,72 @@ class PurgeService:
             except Exception as exc:
                 self._error(report, "staleUploads", exc)
         report.stale_sessions += len(sessions)
+
+    # --- the read plan of steps 1 and 2 -------------------------------------------------------------
+    def _confirming_rows(self, report: PurgeReport, step: str, repo: Repository[Any], keys: list[str], *,
+                         estimate: int, only: list[str] | None = None) -> tuple[dict[str, list[Any]], int]:
+        """The rows that confirm the due index rows (each user's ledger, each user's uploads), read
+        with the cheaper of two plans, chosen from the index count before reading:
+
+        - ``batched``: the due users' partitions, 15 to a request (a point read each cost a request,
+          and a thousand due items cost more than scanning the table);
+        - ``scan``: the whole table in pages of 1,000, keeping the due users' rows, when that is fewer
+          requests (many due items; the table's size is what the last purge counted).
+        """
+        wanted = sorted(set(keys))
+        if not wanted:
+            report.read_plans[step] = "none"
+            return {}, 0
+        batched = -(-len(wanted) // CONFIRM_BATCH)
+        scan = -(-estimate // PAGE) if estimate else None
+        found: dict[str, list[Any]] = {}
+        read = 0
+        if scan is not None and scan < batched:
+            report.read_plans[step] = "scan"
+            keep = set(wanted)
+            for record in repo.range(only=only):
+                read += 1
+                key = str(getattr(record, str(repo.layout.pk)))
+                if key in keep:
+                    found.setdefault(key, []).append(record)
+            self._counted[repo.table] = read
+            return found, read
+        report.read_plans[step] = "batched"
+        for start in range(0, len(wanted), CONFIRM_BATCH * 20):
+            for key, records in repo.partitions(wanted[start:start + CONFIRM_BATCH * 20]).items():
+                found[key] = records
+                read += len(records)
+        return found, read
+
+    @property
+    def _stats(self) -> PurgeStats:
+        if self._loaded_stats is None:
+            try:
+                self._loaded_stats = self._repos.purge_stats.get() or PurgeStats()
+            except Exception:  # a missing stats row only costs the cheaper plan
+                self._loaded_stats = PurgeStats()
+        return self._loaded_stats
+
+    def _save_stats(self) -> None:
+        """Table sizes seen by this run, for the next run's choice of plan (one write)."""
+        stats = self._stats
+        changed = False
+        for table, count in self._counted.items():
+            name = {self._repos.users.table: "user_rows", self._repos.ledger.table: "ledger_rows",
+                    self._repos.uploads.table: "upload_rows"}.get(table)
+            if name and getattr(stats, name) != count:
+                setattr(stats, name, count)
+                changed = True
+        if stats.user_rows and not (stats.ledger_rows and stats.upload_rows):
+            # Until a scan has counted them: at least one grant per user, about one upload per user.
+            stats.ledger_rows = stats.ledger_rows or stats.user_rows
+            stats.upload_rows = stats.upload_rows or stats.user_rows
+            changed = True
+        if changed:
+            try:
+                self._repos.purge_stats.upsert(stats)
+            except Exception:
+                log.warning("purge stats not saved", exc_info=False)
 
     # --- 3. orphans, both directions -------------------------------------------------------------
     def _groups(self) -> list[str]:
@@ -248,6 +329,7 @@ class PurgeService:
         scan["keptBlobsListed"] += len(kept)
         users = list(self._repos.users.range(only=USER_FIELDS))
         scan["userRowsRead"] += len(users)
+        self._counted[self._repos.users.table] = len(users)
         known, in_flight = plan.known_persons(users)
         # A person no record names is an orphan (attempts in flight are named on the user record), and
         # the attempt rows that track it go once it is deleted: by personId, or by the attempt id it

@@ -5,8 +5,10 @@ A group is pinned to its recognition model, so a new model means a new group. Th
 1. **start** (admin API or a message on ``model-updates``): one run at a time (an ETag-guarded
    ``reenroll/current`` row); the run record is written before anything else happens.
 2. **fanout** (control messages on ``model-updates``): batches of users with kept photos become one
-   work item each on ``reenroll-work``, with scheduled enqueue times that spend the Face call budget
-   evenly (``FACE_CALLS_PER_SECOND``): item i starts when the calls of items before it are paid for.
+   work item each on ``reenroll-work`` (items inserted in batch transactions, messages sent in one
+   batch), released ``RELEASE_LEAD`` ahead of their share of the Face call budget
+   (``FACE_CALLS_PER_SECOND``). The workers' Face calls take tokens from one bucket per process
+   (shared/domain/pacing.py), so a slow item's budget is spent by the next instead of being lost.
    Message ids are deterministic, so a redelivered batch re-sends nothing new.
 3. **work** (``reenroll-work``): creates the person in the new group and adds the kept photos, which
    Face detects under the new group's model. Intent is written before each Face call; a crash or
@@ -24,6 +26,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 from shared.adapters.repositories import Repositories
@@ -54,7 +57,7 @@ from shared.errors import (
     RecordExists,
     TransientFailure,
 )
-from shared.ports import FacePort, MessagePublisherPort, PhotoStorePort
+from shared.ports import FacePort, MessagePublisherPort, OutgoingMessage, PhotoStorePort
 from shared.results import ReenrollProgress
 from shared.services.audit import AuditLog
 from shared.services.consent import ConsentService
@@ -65,7 +68,14 @@ log = logging.getLogger("shared.reenrollment")
 
 FANOUT_BATCH = 200
 FANOUT_LEAD = timedelta(seconds=20)  # the next batch is queued this long before the current one runs out
+FANOUT_CHUNK = 25  # users listed, inserted and sent together within a fan-out batch
+LIST_THREADS = 8
+RELEASE_LEAD = timedelta(seconds=3)  # a work item is visible this long before its share of the budget
 VERIFY_SAMPLE = 3
+
+
+class _NoKeptPhotos(Exception):
+    """The user record no longer keeps photos (found while the person factory reads it)."""
 
 
 class LeaseLost(Exception):
@@ -193,20 +203,9 @@ class ReenrollmentService:
             batch.append(user)
             if len(batch) >= FANOUT_BATCH:
                 break
-        for user in batch:
-            if not user.store_photos or not user.kept_token:
-                continue
-            kept = sorted(self._photos.list_kept(f"{user.kept_token}/"))
-            if not kept:
-                continue
-            try:
-                self._repos.items.insert(WorkItem(run_id=run_id, user_key=user.user_key, status=rr.QUEUED,
-                                                  photos=len(kept), scheduled_at=iso(slot_at)))
-            except RecordExists:
-                pass  # a redelivered batch: the message id below makes the send a duplicate too
-            self._send_work(run_id, user.user_key, message_id=f"{run_id}:{user.user_key}",
-                            at=slot_at if slot_at > self._clock() else None)
-            slot_at += timedelta(seconds=per_call * (1 + len(kept)))
+        keepers = [u for u in batch if u.store_photos and u.kept_token]
+        for start in range(0, len(keepers), FANOUT_CHUNK):
+            slot_at = self._release_work(run_id, keepers[start:start + FANOUT_CHUNK], slot_at, per_call)
         if len(batch) >= FANOUT_BATCH:
             last = batch[-1].user_key
             self._control(ReenrollFanout(run_id, last, slot_at), message_id=f"{run_id}:fanout:{last}",
@@ -220,9 +219,39 @@ class ReenrollmentService:
         self._save_run(run_id, fanned_out, status=rr.WORKING)
         self._check_later(run_id, 1, max(1.0, (slot_at - self._clock()).total_seconds() + 1.0))
 
+    def _release_work(self, run_id: str, users: list[User], slot_at: datetime, per_call: float) -> datetime:
+        """Creates and sends the work items of ``users`` (a chunk, so the first items go out while the
+        rest of the batch is still being listed); returns the next free slot of the budget."""
+        # The kept photos of the chunk are listed in parallel: one request each, and the first work
+        # item cannot be sent before its chunk is listed.
+        with ThreadPoolExecutor(max_workers=LIST_THREADS) as pool:
+            counts = list(pool.map(lambda u: len(self._photos.list_kept(f"{u.kept_token}/")), users))
+        items: list[WorkItem] = []
+        messages: list[OutgoingMessage] = []
+        now = self._clock()
+        for user, kept in zip(users, counts, strict=True):
+            if not kept:
+                continue
+            items.append(WorkItem(run_id=run_id, user_key=user.user_key, status=rr.QUEUED, photos=kept,
+                                  scheduled_at=iso(slot_at)))
+            # Released RELEASE_LEAD ahead of its share of the budget: the workers' token bucket
+            # (shared/domain/pacing.py) paces the Face calls, so an item that starts a little early
+            # costs nothing, while one that starts late would lose its budget for good.
+            release = slot_at - RELEASE_LEAD
+            messages.append(work_message(ReenrollWork(run_id, user.user_key), message_id=f"{run_id}:{user.user_key}",
+                                         at=release if release > now else None))
+            slot_at += timedelta(seconds=per_call * (1 + kept))
+        # One batch transaction for the chunk (the items share the run's partition) and one send.
+        # A redelivered batch: the items exist (left as they are), the message ids are duplicates.
+        self._repos.items.insert_all(items)
+        if messages:
+            self._publisher.send(self._settings.reenroll_work_queue, messages)
+        return slot_at
+
     # --- one user -------------------------------------------------------------------------------
     def work(self, command: ReenrollWork) -> str:
         run_id, user_key = command.run_id, command.user_key
+        # Read every time, not cached: a cancelled run must stop its items at once.
         run = self._run(run_id)
         token = uuid.uuid4().hex
         claim = self._claim_item(run_id, user_key, token)
@@ -231,13 +260,14 @@ class ReenrollmentService:
         if isinstance(claim, datetime):
             self._send_work(run_id, user_key, message_id=f"{run_id}:{user_key}:deferred:{token}", at=claim)
             return "deferred"
+        assert isinstance(claim, WorkItem)
         try:
-            return self._work(run, user_key, token)
+            return self._work(run, claim, token)
         except LeaseLost:
             return "deferred"
 
-    def _claim_item(self, run_id: str, user_key: str, token: str) -> datetime | str | None:
-        """None when this delivery holds the item; "final" when it is done; else when to try again."""
+    def _claim_item(self, run_id: str, user_key: str, token: str) -> WorkItem | datetime | str:
+        """The item, held by this delivery; "final" when it is done; else when to try again."""
         for _ in range(5):
             item = self._repos.items.get(run_id, user_key)
             if item is None or item.status in rr.FINAL_ITEM_STATES:
@@ -248,22 +278,26 @@ class ReenrollmentService:
                 return held_until
             item.claimed_by, item.claimed_at = token, iso(now)
             try:
-                self._repos.items.update(item)
-                return None
+                return self._repos.items.update(item)
             except RecordConflict:
                 continue
         return self._clock() + rr.ITEM_LEASE
 
-    def _work(self, run: ReenrollRun, user_key: str, token: str) -> str:
-        run_id = run.run_id
+    def _work(self, run: ReenrollRun, item: WorkItem, token: str) -> str:
+        user_key = item.user_key
         if run.status not in (rr.FANNING_OUT, rr.WORKING):
-            return self._finish_item(run_id, user_key, rr.SKIPPED, reason=f"run is {run.status}")
-        user = self._repos.users.get(user_key)
-        if user is None or not user.store_photos or self._consent.current(user_key) is None:
-            return self._finish_item(run_id, user_key, rr.SKIPPED, reason="no current consent to keep photos")
+            return self._finish_item(item, token, rr.SKIPPED, reason=f"run is {run.status}")
+        # No ledger read here: the person factory reads it after recording its intent (and again after
+        # the create), and ``allowed`` makes those reads decide consent too (one round trip less).
         group_id = run.new_group_id
+        seen: list[User] = []
 
         def reuse(u: User) -> tuple[str | None, bool]:
+            # The person factory reads the user record anyway: what this item needs from it is taken
+            # from that read instead of a read of its own.
+            if not u.store_photos or not u.kept_token:
+                raise _NoKeptPhotos
+            seen.append(u)
             if u.new_group_id == group_id and u.new_person_id:
                 return u.new_person_id, False
             if u.new_person_id and u.new_group_id and u.new_group_id == run.old_group_id:
@@ -276,42 +310,82 @@ class ReenrollmentService:
                 return None, True
             return None, False
 
-        made = self._persons.ensure(user_key, group_id, slot=REENROLL_TARGET, reuse=reuse)
-        if made is None:
-            return self._finish_item(run_id, user_key, rr.SKIPPED, reason="revoked during the run")
-        person_id = made[0]
         try:
-            added, failed = self._add_kept_faces(run_id, user_key, user, group_id, person_id, token)
+            made = self._persons.ensure(user_key, group_id, slot=REENROLL_TARGET, reuse=reuse,
+                                        allowed=self._consent.in_force)
+        except _NoKeptPhotos:
+            made = None
+        if made is None:
+            return self._finish_item(item, token, rr.SKIPPED, reason="no current consent to keep photos")
+        person_id, created = made
+        if not created and self._consent.current(user_key) is None:
+            # A redelivery found its person made already, so the factory read no ledger: read it here.
+            return self._finish_item(item, token, rr.SKIPPED, reason="no current consent to keep photos")
+        try:
+            item, added, failed = self._add_kept_faces(item, seen[-1], group_id, person_id, token)
         except (PhotoNotFound, PersonNotFound) as exc:
             # Erased meanwhile (kept photo or person gone): revocation wins below; otherwise try again.
             if self._consent.current(user_key) is None or self._repos.users.get(user_key) is None:
                 self._persons.forget(user_key, group_id, person_id)
-                return self._finish_item(run_id, user_key, rr.SKIPPED, reason="revoked during the run")
+                return self._finish_item(item, token, rr.SKIPPED, reason="revoked during the run")
             raise TransientFailure("a kept photo or the person vanished during the work item") from exc
         # Revocation wins, also against a race with this very item: look again before reporting done.
-        if self._consent.current(user_key) is None or self._repos.users.get(user_key) is None:
+        # The ledger alone decides (the user record is not read again): an erasure writes its tombstone
+        # there before it deletes the record, and a decline never follows a consent in force. Whatever
+        # this item made, an erasure deletes anyway: the person is tracked in personattempts from before
+        # its creation, and a face added to a deleted person fails (PersonNotFound, above).
+        if self._consent.current(user_key) is None:
             self._persons.forget(user_key, group_id, person_id)
-            return self._finish_item(run_id, user_key, rr.SKIPPED, reason="revoked during the run")
-        if added == 0:
-            return self._finish_item(run_id, user_key, rr.ITEM_FAILED,
-                                     reason=f"no kept photo usable with the new model ({failed})")
-        return self._finish_item(run_id, user_key, rr.DONE, faces=added)
+            return self._finish_item(item, token, rr.SKIPPED, reason="revoked during the run",
+                                     added=added, rejected=failed)
+        if not added:
+            return self._finish_item(item, token, rr.ITEM_FAILED, added=added, rejected=failed,
+                                     reason=f"no kept photo usable with the new model ({len(failed)})")
+        return self._finish_item(item, token, rr.DONE, faces=len(added), added=added, rejected=failed)
 
-    def _finish_item(self, run_id: str, user_key: str, status: str, *, reason: str | None = None,
-                     faces: int | None = None) -> str:
-        def change(item: WorkItem) -> None:
-            item.status, item.finished_at = status, iso(self._clock())
+    def _finish_item(self, item: WorkItem, token: str, status: str, *, reason: str | None = None,
+                     faces: int | None = None, added: list[str] | None = None,
+                     rejected: list[str] | None = None) -> str:
+        """The final write, which also records the last photo's outcome (one request, not two)."""
+        now = iso(self._clock())
+
+        def change(i: WorkItem) -> None:
+            i.status, i.finished_at = status, now
             if reason is not None:
-                item.reason = reason
+                i.reason = reason
             if faces is not None:
-                item.faces = faces
+                i.faces = faces
+            if added is not None:
+                i.added, i.adding = list(added), None
+            if rejected is not None:
+                i.rejected = list(rejected)
 
-        self._repos.items.mutate(change, run_id, user_key)
+        self._write_item(item, token, change)
         return status
 
-    def _add_kept_faces(self, run_id: str, user_key: str, user: User, group_id: str, person_id: str,
-                        token: str) -> tuple[int, int]:
-        item = self._repos.items.get(run_id, user_key) or WorkItem(run_id=run_id, user_key=user_key)
+    def _write_item(self, item: WorkItem, token: str, change: Callable[[WorkItem], None]) -> WorkItem:
+        """Writes ``change`` with the ETag this delivery last wrote (no read first); the lease is renewed
+        by the same write. On a conflict the item is read again: LeaseLost if another delivery holds it."""
+        change(item)
+        item.claimed_at = iso(self._clock())
+        for _ in range(5):
+            try:
+                return self._repos.items.update(item)
+            except RecordConflict:
+                fresh = self._repos.items.get(item.run_id, item.user_key)
+                if fresh is None or fresh.claimed_by != token:
+                    raise LeaseLost(item.user_key) from None
+                change(fresh)
+                fresh.claimed_at = iso(self._clock())
+                item = fresh
+        raise LeaseLost(item.user_key)
+
+    def _add_kept_faces(self, item: WorkItem, user: User, group_id: str, person_id: str,
+                        token: str) -> tuple[WorkItem, list[str], list[str]]:
+        """Adds the kept photos not added yet. Each photo's intent (``adding``) is written before its
+        Face call, in the same write that records the previous photo's outcome; the last outcome is
+        written by ``_finish_item``. So a photo costs one table write, and a crash anywhere leaves
+        either the outcome or the intent, which the next delivery checks against Face."""
         done, failed = list(item.added), list(item.rejected)
         existing: set[str] | None = None
         if item.adding:
@@ -327,32 +401,15 @@ class ReenrollmentService:
                 continue
             if existing is not None and tag in existing:
                 done.append(tag)
-                self._progress(run_id, user_key, token, added=done, clear_adding=True)
                 continue
-            self._progress(run_id, user_key, token, adding=tag)
+
+            item = self._write_item(item, token, _intent(tag, done, failed))
             try:
                 self._face.add_face(group_id, person_id, self._photos.read_kept(name), user_data=tag)
                 done.append(tag)
             except FaceInvalidImage:
                 failed.append(tag)
-            self._progress(run_id, user_key, token, added=done, rejected=failed, clear_adding=True)
-        return len(done), len(failed)
-
-    def _progress(self, run_id: str, user_key: str, token: str, *, added: list[str] | None = None,
-                  rejected: list[str] | None = None, adding: str | None = None, clear_adding: bool = False) -> None:
-        """Records progress and renews the lease; LeaseLost if another delivery holds the item now."""
-        def change(item: WorkItem) -> None:
-            if item.claimed_by != token:
-                raise LeaseLost(user_key)
-            if added is not None:
-                item.added = list(added)
-            if rejected is not None:
-                item.rejected = list(rejected)
-            if adding is not None or clear_adding:
-                item.adding = adding
-            item.claimed_at = iso(self._clock())
-
-        self._repos.items.mutate(change, run_id, user_key)
+        return item, done, failed
 
     # --- progress, training, verification, switch ----------------------------------------------
     def _counts(self, run_id: str, total: int = 0) -> dict[str, int]:
@@ -563,6 +620,16 @@ class ReenrollmentService:
                 self._send_work(run_id, item.user_key, message_id=f"{run_id}:{item.user_key}:resume:{nonce}")
         self._audit.write("reenroll.resumed", actor=command.actor.user_key, runId=run_id)
         return self.progress(run_id)
+
+
+def _intent(tag: str, done: list[str], failed: list[str]) -> Callable[[WorkItem], None]:
+    """The write before a photo's Face call: the outcomes so far, and this photo as in progress."""
+    added, rejected = list(done), list(failed)
+
+    def change(item: WorkItem) -> None:
+        item.added, item.rejected, item.adding = list(added), list(rejected), tag
+
+    return change
 
 
 def _nothing(run: ReenrollRun) -> None:

@@ -80,3 +80,26 @@ def test_delete_can_be_conditional_on_the_etag(record_store: RecordStorePort) ->
     record_store.delete("things", "p", "c", etag=second)
     assert record_store.get("things", "p", "c") is None
     record_store.delete("things", "p", "c", etag=second)  # gone already: not an error
+
+
+def test_insert_batch_is_all_or_none_per_transaction(record_store: RecordStorePort) -> None:
+    rows = [{"PartitionKey": "b", "RowKey": f"{i:03d}", "n": i, "tags_json": [i]} for i in range(150)]
+    etags = record_store.insert_batch("batched", rows)
+    assert len(etags) == 150 and all(etags)
+    found = record_store.get("batched", "b", "149")
+    assert found is not None and found[0]["tags_json"] == [149] and found[1] == etags[149]
+    # A transaction with one existing row creates none of its rows.
+    with pytest.raises(RecordExists):
+        record_store.insert_batch("batched", [{"PartitionKey": "b", "RowKey": "new"}, {"PartitionKey": "b", "RowKey": "000"}])
+    assert record_store.get("batched", "b", "new") is None
+
+
+def test_partitions_reads_many_partitions_in_few_requests(record_store: RecordStorePort) -> None:
+    for u in range(40):
+        for r in range(2):
+            record_store.insert("many", {"PartitionKey": f"u{u:02d}", "RowKey": f"r{r}", "n": u})
+    wanted = [f"u{u:02d}" for u in range(0, 40, 2)] + ["u99"]  # 21 keys: two requests of at most 15
+    rows = list(record_store.partitions("many", wanted))
+    assert sorted((r["PartitionKey"], r["RowKey"]) for r in rows) == sorted(
+        (f"u{u:02d}", f"r{r}") for u in range(0, 40, 2) for r in range(2))
+    assert list(record_store.partitions("many", [])) == []
