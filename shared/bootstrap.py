@@ -16,11 +16,12 @@ from shared.settings import Settings
 
 if TYPE_CHECKING:  # types only: the modules are imported on first build (cold start)
     from shared.adapters.repositories import Repositories
-    from shared.ports import FacePort, MessagePublisherPort, PhotoStorePort, RecordStorePort
+    from shared.ports import AnchorStorePort, FacePort, MessagePublisherPort, PhotoStorePort, RecordStorePort
     from shared.services.audit import AuditLog
     from shared.services.consent import ConsentService
     from shared.services.enrollment import EnrollmentService
     from shared.services.groups import GroupDirectory, TrainingCoordinator
+    from shared.services.ledger import ConsentLedger
     from shared.services.purge import PurgeService
     from shared.services.reenrollment import ReenrollmentService
     from shared.services.revocation import RevocationService
@@ -43,6 +44,8 @@ class Services:
     audit: AuditLog
     groups: GroupDirectory
     training: TrainingCoordinator
+    anchors: AnchorStorePort
+    ledger: ConsentLedger
     consent: ConsentService
     enrollment: EnrollmentService
     revocation: RevocationService
@@ -52,7 +55,8 @@ class Services:
 
 def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None = None,
           records: RecordStorePort | None = None, photos: PhotoStorePort | None = None,
-          publisher: MessagePublisherPort | None = None, credential: Any = None) -> Services:
+          publisher: MessagePublisherPort | None = None, anchors: AnchorStorePort | None = None,
+          credential: Any = None) -> Services:
     """Adapters from settings, except those given: tests pass in-memory fakes (tests/fakes.py) or
     real adapters wrapped with faults. Nothing is connected here; adapters connect on first use."""
     from shared.adapters.azure_storage import StorageClients
@@ -62,6 +66,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None =
     from shared.services.consent import ConsentService
     from shared.services.enrollment import EnrollmentService
     from shared.services.groups import GroupDirectory, PersonFactory, TrainingCoordinator
+    from shared.services.ledger import ConsentLedger
     from shared.services.purge import PurgeService
     from shared.services.reenrollment import ReenrollmentService
     from shared.services.revocation import RevocationService
@@ -91,9 +96,14 @@ def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None =
 
             publisher = ServiceBusPublisher(fully_qualified_namespace=str(settings.servicebus_namespace),
                                             credential=credential or clients.credential())
+    if anchors is None:
+        from shared.adapters.blob_anchors import BlobAnchorStore
+
+        anchors = BlobAnchorStore(clients, container=settings.ledger_anchors_container)
     repos = Repositories(records)
     audit = AuditLog(repos, clock=clock)
-    consent = ConsentService(repos, photos, audit, clock=clock)
+    ledger = ConsentLedger(repos, anchors, audit, clock=clock)
+    consent = ConsentService(repos, photos, audit, chain=ledger, clock=clock)
     groups = GroupDirectory(repos, face, settings, clock=clock)
     training = TrainingCoordinator(groups, face, clock=clock, coalesce_seconds=settings.training_coalesce_seconds)
     persons = PersonFactory(repos, face)
@@ -102,12 +112,12 @@ def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None =
     revocation = RevocationService(repos=repos, photos=photos, face=face, consent=consent, audit=audit,
                                    publisher=publisher, settings=settings, clock=clock)
     purge = PurgeService(repos=repos, photos=photos, face=face, revocation=revocation, audit=audit, groups=groups,
-                         training=training, settings=settings, clock=clock)
+                         training=training, ledger=ledger, settings=settings, clock=clock)
     reenrollment = ReenrollmentService(repos=repos, photos=photos, face=face, audit=audit, publisher=publisher,
                                        consent=consent, groups=groups, persons=persons, settings=settings, clock=clock)
     return Services(settings=settings, records=records, repos=repos, photos=photos, face=face, publisher=publisher,
-                    audit=audit, groups=groups, training=training, consent=consent, enrollment=enrollment,
-                    revocation=revocation, purge=purge, reenrollment=reenrollment)
+                    audit=audit, groups=groups, training=training, anchors=anchors, ledger=ledger, consent=consent,
+                    enrollment=enrollment, revocation=revocation, purge=purge, reenrollment=reenrollment)
 
 
 _lock = threading.Lock()

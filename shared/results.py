@@ -159,6 +159,7 @@ class PurgeReport:
     step_ms: dict[str, int] = field(default_factory=dict)
     errors: list[dict[str, str]] = field(default_factory=list)
     duration_ms: int = 0
+    ledger_anchor: dict[str, object] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -168,5 +169,5 @@ class PurgeReport:
             "missingPersons": self.missing_persons, "orphanKeptPhotos": self.orphan_kept_photos,
             "supersededGroups": self.superseded_groups, "staleIndexRows": self.stale_index_rows,
             "rowsRead": dict(self.rows_read), "orphanScan": dict(self.orphan_scan), "stepMs": dict(self.step_ms),
-            "errors": list(self.errors), "durationMs": self.duration_ms,
+            "errors": list(self.errors), "durationMs": self.duration_ms, "ledgerAnchor": dict(self.ledger_anchor),
         }

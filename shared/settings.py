@@ -80,6 +80,8 @@ SETTINGS: tuple[SettingSpec, ...] = (
     # --- names used by bindings (%NAME%) and by the code ---
     SettingSpec("UPLOADS_CONTAINER", "uploads", "both", "Container the front ends upload photos to (SAS, create-only)."),
     SettingSpec("KEPT_PHOTOS_CONTAINER", "kept-photos", "both", "Container of photos kept with `storePhotos` consent."),
+    SettingSpec("LEDGER_ANCHORS_CONTAINER", "ledger-anchors", "both",
+                "WORM container (locked time-based retention) of the consent ledger's daily anchors."),
     SettingSpec("TABLE_PREFIX", "faceenroll", "both", "Prefix of every table name this app uses."),
     SettingSpec("REVOCATIONS_QUEUE", "revocations", "both", "Service Bus queue of revocation commands."),
     SettingSpec("MODEL_UPDATES_QUEUE", "model-updates", "both", "Service Bus queue that starts a re-enrollment."),
@@ -159,6 +161,7 @@ class Settings:
     face_max_retries: int = 5
     uploads_container: str = "uploads"
     kept_photos_container: str = "kept-photos"
+    ledger_anchors_container: str = "ledger-anchors"
     table_prefix: str = "faceenroll"
     revocations_queue: str = "revocations"
     model_updates_queue: str = "model-updates"
@@ -212,6 +215,7 @@ class Settings:
             face_max_retries=_int(e, "FACE_MAX_RETRIES"),
             uploads_container=_str(e, "UPLOADS_CONTAINER"),
             kept_photos_container=_str(e, "KEPT_PHOTOS_CONTAINER"),
+            ledger_anchors_container=_str(e, "LEDGER_ANCHORS_CONTAINER"),
             table_prefix=_str(e, "TABLE_PREFIX"),
             revocations_queue=_str(e, "REVOCATIONS_QUEUE"),
             model_updates_queue=_str(e, "MODEL_UPDATES_QUEUE"),

@@ -99,6 +99,10 @@ class LedgerEntry(Record):
     reason: str | None = None
     requested_by: str | None = None
     plan: dict[str, int] = field(default_factory=dict)
+    # the hash chain (shared/domain/ledger_chain.py): 1-based place in the user's chain, and the
+    # SHA-256 of the entry before it (the genesis value for the first)
+    seq: int = 0
+    prev_sha256: str | None = None
 
 
 @dataclass(kw_only=True)

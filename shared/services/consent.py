@@ -17,15 +17,17 @@ from shared.errors import Conflict, RecordConflict, RecordExists
 from shared.ports import PhotoStorePort
 from shared.results import ConsentGranted
 from shared.services.audit import AuditLog
+from shared.services.ledger import ConsentLedger
 from shared.services.terms import Terms, current_terms
 
 log = logging.getLogger("shared.consent")
 
 
 class ConsentService:
-    def __init__(self, repos: Repositories, photos: PhotoStorePort, audit: AuditLog, *,
+    def __init__(self, repos: Repositories, photos: PhotoStorePort, audit: AuditLog, *, chain: ConsentLedger,
                  clock: Callable[[], datetime], terms: Callable[[], Terms] = current_terms) -> None:
         self._repos = repos
+        self.chain = chain
         self._photos = photos
         self._audit = audit
         self._clock = clock
@@ -59,9 +61,11 @@ class ConsentService:
         # The retention index (purge_timer reads only the days that are due): written before the
         # grant, so every grant is found; the previous grant's row goes after, as it no longer counts.
         previous = latest_grant(self.ledger(principal.user_key))
+        # Linked into the user's hash chain now: it may move the entry id, which the index row names.
+        self.chain.prepare(entry)
         self._repos.consent_due.upsert(ConsentDue(day=day_key(now), user_key=principal.user_key,
                                                   grant_entry_id=entry.entry_id, at=entry.at))
-        self._repos.ledger.insert(entry)
+        self.chain.append(entry, prepared=True)
         previous_at = parse_iso(previous.at) if previous else None
         if previous_at is not None and day_key(previous_at) != day_key(now):
             self._repos.consent_due.delete(day_key(previous_at), principal.user_key)

@@ -12,6 +12,9 @@ Four steps, each idempotent and each tolerant of a crash of the one before (the 
    ``storePhotos`` consent. This step is a scan by nature (of the group, the users and the kept
    photos); it is paged and its cost is reported apart, in ``orphanScan``.
 4. Superseded groups: ``state`` rows ``supersededgroup/<groupId>`` past ``GROUP_GRACE_DAYS``.
+5. The consent ledger's anchor: once a day, a Merkle root over every chain head, written to the
+   WORM container (shared/services/ledger.py). A scan of the ledger table, reported in
+   ``ledgerAnchor``; a second run the same day writes nothing.
 
 Steps 1, 2 and 4 read index rows that are due (plus a few stale ones), never the whole user base:
 ``rowsRead`` per step in the report shows it. A dry run reads the same and deletes nothing.
@@ -35,6 +38,7 @@ from shared.ports import FacePort, PhotoStorePort
 from shared.results import PurgeReport
 from shared.services.audit import AuditLog
 from shared.services.groups import GroupDirectory, TrainingCoordinator
+from shared.services.ledger import ConsentLedger
 from shared.services.revocation import RevocationService
 from shared.settings import Settings
 
@@ -53,9 +57,10 @@ class _Unchanged(Exception):
 
 class PurgeService:
     def __init__(self, *, repos: Repositories, photos: PhotoStorePort, face: FacePort, revocation: RevocationService,
-                 audit: AuditLog, groups: GroupDirectory, training: TrainingCoordinator, settings: Settings,
-                 clock: Callable[[], datetime]) -> None:
+                 audit: AuditLog, groups: GroupDirectory, training: TrainingCoordinator, ledger: ConsentLedger,
+                 settings: Settings, clock: Callable[[], datetime]) -> None:
         self._repos = repos
+        self._ledger = ledger
         self._groups_dir = groups
         self._photos = photos
         self._face = face
@@ -72,7 +77,8 @@ class PurgeService:
         report = PurgeReport(dry_run=dry_run, trigger=trigger, started_at=iso(now))
         steps: list[tuple[str, Callable[[PurgeReport, bool, datetime], None]]] = [
             ("expiredConsents", self._expired_consents), ("staleUploads", self._stale_uploads),
-            ("orphans", self._orphans), ("supersededGroups", self._superseded_groups)]
+            ("orphans", self._orphans), ("supersededGroups", self._superseded_groups),
+            ("ledgerAnchor", self._ledger_anchor)]
         for name, step in steps:
             began = time.perf_counter()
             try:
@@ -98,6 +104,10 @@ class PurgeService:
         log.warning("purge step %s: %s", step, exc.__class__.__name__)
         if len(report.errors) < MAX_ERRORS_REPORTED:
             report.errors.append({"step": step, "error": exc.__class__.__name__})
+
+    # --- 5. the ledger's daily anchor ------------------------------------------------------------
+    def _ledger_anchor(self, report: PurgeReport, dry_run: bool, now: datetime) -> None:
+        report.ledger_anchor = self._ledger.anchor(dry_run=dry_run)
 
     # --- 1. consents not renewed within the retention --------------------------------------------
     def _expired_consents(self, report: PurgeReport, dry_run: bool, now: datetime) -> None:

@@ -100,7 +100,7 @@ class RevocationService:
                                     accepted=False, request_id=request_id, receipt_id=receipt_id, reason=reason[:200],
                                     requested_by=requested_by[:200], at=iso(now), plan=self._plan(user_key, user))
             try:
-                self._repos.ledger.insert(tombstone)
+                self._consent.chain.append(tombstone)
             except RecordExists:
                 pass
         erased: dict[str, int] = {"facePersons": 0, "keptPhotos": 0, "uploads": 0, "uploadRecords": 0,
