@@ -78,6 +78,9 @@ param uploadsContainerName string = 'uploads'
 @description('KEPT_PHOTOS_CONTAINER: Container of photos kept with `storePhotos` consent.')
 param keptPhotosContainerName string = 'kept-photos'
 
+@description('LEDGER_ANCHORS_CONTAINER: WORM container (locked time-based retention) of the consent ledger\'s daily anchors.')
+param ledgerAnchorsContainerName string = 'ledger-anchors'
+
 @description('TABLE_PREFIX: Prefix of every table name this app uses.')
 param tablePrefix string = 'faceenroll'
 
@@ -332,6 +335,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'KEPT_PHOTOS_CONTAINER'
           value: keptPhotosContainerName
+        }
+        {
+          name: 'LEDGER_ANCHORS_CONTAINER'
+          value: ledgerAnchorsContainerName
         }
         {
           name: 'TABLE_PREFIX'

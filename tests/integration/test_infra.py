@@ -158,6 +158,11 @@ BROKEN: dict[str, tuple[str, Callable[[str], str], str]] = {
                        "Microsoft.Insights/components.applicationInsights"),
     "CKV2_FACEENR_8": ("app/api.bicep", lambda text: _remove_auth_resource(text),
                        "Microsoft.Web/sites.functionApp"),
+    "CKV2_FACEENR_21": ("app/storage.bicep",
+                        _flip_in_resource("ledgerAnchorsImmutability", "allowProtectedAppendWrites: false",
+                                          "allowProtectedAppendWrites: true"),
+                        "Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies"
+                        ".ledgerAnchorsImmutability"),
 }
 
 
@@ -294,6 +299,48 @@ def _failed_in(report: dict[str, Any], copy: Path) -> list[dict[str, Any]]:
         r for r in check_infra.results(report, "failed")
         if Path(r["file_abs_path"]).resolve().is_relative_to(copy.resolve())
     ]
+
+
+def _worm_copy(tmp_path: Path, edit: Callable[[str], str], script_edit: Callable[[str], str] | None = None) -> list[str]:
+    infra = _copy_infra(tmp_path / "infra")
+    storage = infra / "app" / "storage.bicep"
+    storage.write_text(edit(storage.read_text(encoding="utf-8")), encoding="utf-8")
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    for name in ("post-deploy.sh", "post-deploy.ps1"):
+        text = (ROOT / "scripts" / name).read_text(encoding="utf-8")
+        (scripts / name).write_text(script_edit(text) if script_edit else text, encoding="utf-8")
+    return check_infra.worm_problems(infra, scripts)
+
+
+def _remove_worm_policy(text: str) -> str:
+    start = text.index("resource ledgerAnchorsImmutability ")
+    end = text.index("\n}\n", start) + 3
+    return text[:start] + text[end:]
+
+
+def test_worm_check_passes_on_real_infra(tmp_path: Path) -> None:
+    assert check_infra.worm_problems(INFRA) == []
+    assert _worm_copy(tmp_path, lambda t: t) == []
+
+
+def test_worm_check_fails_without_the_policy(tmp_path: Path) -> None:
+    problems = _worm_copy(tmp_path, _remove_worm_policy)
+    assert any("no immutabilityPolicies resource" in p for p in problems), problems
+
+
+def test_worm_check_fails_with_protected_appends(tmp_path: Path) -> None:
+    problems = _worm_copy(tmp_path, _flip_in_resource("ledgerAnchorsImmutability", "allowProtectedAppendWrites: false",
+                                                      "allowProtectedAppendWrites: true"))
+    assert any("append" in p for p in problems), problems
+
+
+def test_worm_check_fails_when_the_policy_is_left_unlocked(tmp_path: Path) -> None:
+    def unlock(text: str) -> str:
+        return "\n".join(line for line in text.splitlines() if "immutability-policy lock" not in line)
+
+    problems = _worm_copy(tmp_path, lambda t: t, unlock)
+    assert sum("does not lock" in p for p in problems) == 2, problems
 
 
 def test_auth_check_passes_on_real_infra() -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from shared.commands import RequestRevocation, Revoke
+from shared.commands import RequestRevocation, Revoke, RunPurge
 from shared.domain import ledger_chain as lc
 from shared.domain.enrollment import iso, ledger_entry_id
 from shared.domain.records import LedgerEntry
@@ -140,7 +140,7 @@ def test_one_anchor_a_day_never_overwritten() -> None:
     assert stack.purge()["ledgerAnchor"]["written"] is True
     assert len(stack.anchors.blobs) == 2
     assert stack.services.ledger.verify(actor="test").ok
-    dry = stack.services.purge.run(__import__("shared.commands", fromlist=["RunPurge"]).RunPurge(True, "test"))
+    dry = stack.services.purge.run(RunPurge(True, "test"))
     assert dry.ledger_anchor["written"] is False
 
 
