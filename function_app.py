@@ -13,11 +13,12 @@ from functions.enroll import bp as enroll
 from functions.purge_timer import bp as purge_timer
 from functions.reenroll import bp as reenroll
 from functions.revoke import bp as revoke
+from functions.web import bp as web
 from shared.logging_policy import quiet_sdk_logging
 
 # Before any SDK client exists: no storage URL (user keys, SAS signatures) may reach Application Insights.
 quiet_sdk_logging()
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
-for blueprint in (api, enroll, revoke, purge_timer, reenroll):
+for blueprint in (api, enroll, revoke, purge_timer, reenroll, web):
     app.register_functions(blueprint)

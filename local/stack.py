@@ -120,6 +120,7 @@ class Stack:
         logs = _short(self.log_dir)
         data = _short(self.face_data_dir) if self.face_data_dir else "in memory"
         return [
+            ("Enrollment page", f"{self.host_url}/api/web/", "sign in with a local test user"),
             ("Functions host", f"{self.host_url}/api", f"{logs}/host.log"),
             ("Face API emulator", self.face_endpoint, f"{logs}/face-api.log; data {data}"),
             ("Azurite blob", f"http://127.0.0.1:{blob}", f"{logs}/azurite.log; in memory"),
@@ -247,6 +248,10 @@ def start_stack(*, azurite_ports: tuple[int, int, int] | None = None, face_port:
         from shared.adapters.storage_queue_bus import StorageQueueBus
 
         apply_topology(StorageQueueBus(connection_string=stack.connection_string))
+        progress("allowing the front end's photo uploads (CORS on Azurite's blob service)")
+        from local.storage_cors import allow_browser_uploads, app_origins
+
+        allow_browser_uploads(stack.connection_string, app_origins(stack.host_url))
 
         _wait(face, _http_ok(f"{stack.face_endpoint}/_emulator/health"), what="emulator healthy", timeout=60)
 
@@ -294,6 +299,7 @@ def _print_table(stack: Stack) -> None:
     console.print(table)
     console.print("Service Bus stand-in: [cyan]python -m local.bus send --topic hr-events --file EVENT.json[/] "
                   "(with PhotoStorage set to the Azurite connection string; default ports need nothing)")
+    console.print(f"Open the enrollment page: [bold cyan]{stack.host_url}/api/web/[/]")
     console.print("Press [bold]Ctrl-C[/] to stop everything.")
 
 

@@ -1,5 +1,5 @@
 """Test tiers: tests/unit (pure logic, fakes), tests/integration (adapters against Azurite and the
-Face emulator started on free ports), tests/e2e (the whole app through the local host)."""
+Face emulator started on free ports), tests/e2e (the whole app through the local host), tests/browser (the reference front end in Chromium)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ pytest_plugins = [
     "tests.fixtures.app_stack",
 ]
 
-TIERS = ("unit", "service", "contract", "integration", "e2e")
+TIERS = ("unit", "service", "contract", "integration", "e2e", "browser")
 TESTS = Path(__file__).resolve().parent
 
 

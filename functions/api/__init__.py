@@ -22,7 +22,9 @@ def _respond(make: Callable[[], Reply]) -> func.HttpResponse:
     from shared.http_api import handle
 
     reply = handle(make)
-    return func.HttpResponse(reply.json_bytes(), status_code=reply.status, headers=reply.headers,
+    # Replies carry a person's data: no browser or proxy may keep them (a shared kiosk, Back after sign-out).
+    headers = {"Cache-Control": "no-store", **reply.headers}
+    return func.HttpResponse(reply.json_bytes(), status_code=reply.status, headers=headers,
                              mimetype="application/json")
 
 

@@ -55,6 +55,10 @@ def _route_regex(template: str) -> re.Pattern[str]:
         name, _, constraint = inner.partition(":")
         pattern = {"int": r"-?\d+", "alpha": r"[A-Za-z]+", "guid": r"[0-9a-fA-F-]{36}"}.get(constraint, r"[^/]+")
         if catch_all:
+            # As in Functions, a catch-all may be empty, slash included: "web/{*path}" matches "web" too.
+            if out.endswith("/"):
+                out = out[:-1] + f"(?:/(?P<{name}>.*))?"
+                continue
             pattern = r".*"
         out += f"(?P<{name}>{pattern}){'?' if optional else ''}"
     return re.compile(f"^{out}/?$", re.IGNORECASE)
@@ -110,6 +114,10 @@ class LocalHost:
         self.watcher: BlobWatcher | None = None
         self._threads: list[threading.Thread] = []
         self.server: ThreadingHTTPServer | None = None
+        # App Service Authentication's local stand-in (/.auth/*, the principal header from a session).
+        from local.host.easyauth import EasyAuthStandIn, enabled_for
+
+        self.easyauth = EasyAuthStandIn() if enabled_for(self.env) else None
         self.http_routes = [
             (info, _route_regex(str(info.trigger.get("route") or info.name)))
             for info in self.functions.values() if info.trigger_type == "httpTrigger"
@@ -344,6 +352,12 @@ def _handler(host: LocalHost) -> type[BaseHTTPRequestHandler]:
             url = urlsplit(self.path)
             path = url.path
             query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+            if host.easyauth is not None and path.startswith("/.auth/"):
+                answer = host.easyauth.handle(self.command, path, url.query, dict(self.headers.items()), self._body())
+                if answer is not None:
+                    return self._send(answer.status, answer.body, answer.headers)
+            if path == "/" and self.command in ("GET", "HEAD"):
+                return self._send(302, None, {"Location": "/api/web/"})  # the reference front end
             if path.startswith("/api/"):
                 return self._http_function(path[len("/api/"):], url.query)
             if path in ("/runtime/webhooks/eventgrid", "/runtime/webhooks/EventGrid", "/runtime/webhooks/blobs"):
@@ -406,7 +420,8 @@ def _handler(host: LocalHost) -> type[BaseHTTPRequestHandler]:
                 request = func.HttpRequest(
                     method=self.command,
                     url=f"http://{host.bind_host}:{host.http_port}{self.path}",
-                    headers=dict(self.headers.items()),
+                    headers=(host.easyauth.request_headers(dict(self.headers.items())) if host.easyauth
+                             else dict(self.headers.items())),
                     params=params,
                     # Percent-decoded, as the Functions host binds them: a userKey of a%2Fb is "a/b".
                     route_params={k: unquote(v) for k, v in match.groupdict().items() if v is not None},

@@ -82,7 +82,8 @@ print(json.dumps({"functions": names, "modules": modules, "outside": outside}))
 
 
 def test_the_package_imports_with_its_requirements_alone(package_dir: Path) -> None:
-    for required in ("function_app.py", "host.json", "requirements.txt", "shared/contracts/hr-events.schema.json"):
+    for required in ("function_app.py", "host.json", "requirements.txt", "shared/contracts/hr-events.schema.json",
+                     "web/index.html", "web/app.js", "web/i18n/en.json"):
         assert (package_dir / required).exists(), f"{required} is not in the package"
     assert not (package_dir / "local").exists() and not (package_dir / "tests").exists()
     python = fresh_venv(package_dir / "requirements.txt")
