@@ -16,10 +16,11 @@ from shared.settings import Settings
 
 if TYPE_CHECKING:  # types only: the modules are imported on first build (cold start)
     from shared.adapters.repositories import Repositories
-    from shared.ports import AnchorStorePort, FacePort, MessagePublisherPort, PhotoStorePort, RecordStorePort
+    from shared.ports import AnchorStorePort, EventPublisherPort, FacePort, MessagePublisherPort, PhotoStorePort, RecordStorePort
     from shared.services.audit import AuditLog
     from shared.services.consent import ConsentService
     from shared.services.enrollment import EnrollmentService
+    from shared.services.events import EventOutbox
     from shared.services.groups import GroupDirectory, TrainingCoordinator
     from shared.services.ledger import ConsentLedger
     from shared.services.purge import PurgeService
@@ -45,6 +46,8 @@ class Services:
     groups: GroupDirectory
     training: TrainingCoordinator
     anchors: AnchorStorePort
+    event_publisher: EventPublisherPort
+    events: EventOutbox
     ledger: ConsentLedger
     consent: ConsentService
     enrollment: EnrollmentService
@@ -56,7 +59,7 @@ class Services:
 def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None = None,
           records: RecordStorePort | None = None, photos: PhotoStorePort | None = None,
           publisher: MessagePublisherPort | None = None, anchors: AnchorStorePort | None = None,
-          credential: Any = None) -> Services:
+          events: EventPublisherPort | None = None, credential: Any = None) -> Services:
     """Adapters from settings, except those given: tests pass in-memory fakes (tests/fakes.py) or
     real adapters wrapped with faults. Nothing is connected here; adapters connect on first use."""
     from shared.adapters.azure_storage import StorageClients
@@ -65,6 +68,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None =
     from shared.services.audit import AuditLog
     from shared.services.consent import ConsentService
     from shared.services.enrollment import EnrollmentService
+    from shared.services.events import EventOutbox
     from shared.services.groups import GroupDirectory, PersonFactory, TrainingCoordinator
     from shared.services.ledger import ConsentLedger
     from shared.services.purge import PurgeService
@@ -100,7 +104,16 @@ def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None =
         from shared.adapters.blob_anchors import BlobAnchorStore
 
         anchors = BlobAnchorStore(clients, container=settings.ledger_anchors_container)
+    if events is None:
+        from shared.adapters.event_publishers import EventGridPublisher, HttpCloudEventsPublisher
+
+        if settings.events_transport == "http":
+            events = HttpCloudEventsPublisher(url=str(settings.events_sink_url), source=settings.events_source)
+        else:
+            events = EventGridPublisher(endpoint=str(settings.eventgrid_topic_endpoint), source=settings.events_source,
+                                        credential=credential or clients.credential())
     repos = Repositories(records)
+    outbox = EventOutbox(repos, events, clock=clock)
     audit = AuditLog(repos, clock=clock)
     ledger = ConsentLedger(repos, anchors, audit, clock=clock)
     consent = ConsentService(repos, photos, audit, chain=ledger, clock=clock)
@@ -108,15 +121,16 @@ def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None =
     training = TrainingCoordinator(groups, face, clock=clock, coalesce_seconds=settings.training_coalesce_seconds)
     persons = PersonFactory(repos, face)
     enrollment = EnrollmentService(repos=repos, photos=photos, face=face, consent=consent, audit=audit, groups=groups,
-                                   training=training, persons=persons, settings=settings, clock=clock)
+                                   training=training, persons=persons, settings=settings, clock=clock, events=outbox)
     revocation = RevocationService(repos=repos, photos=photos, face=face, consent=consent, audit=audit,
-                                   publisher=publisher, settings=settings, clock=clock)
+                                   publisher=publisher, settings=settings, clock=clock, events=outbox)
     purge = PurgeService(repos=repos, photos=photos, face=face, revocation=revocation, audit=audit, groups=groups,
                          training=training, ledger=ledger, settings=settings, clock=clock)
     reenrollment = ReenrollmentService(repos=repos, photos=photos, face=face, audit=audit, publisher=publisher,
-                                       consent=consent, groups=groups, persons=persons, settings=settings, clock=clock)
+                                       consent=consent, groups=groups, persons=persons, settings=settings, clock=clock,
+                                       events=outbox)
     return Services(settings=settings, records=records, repos=repos, photos=photos, face=face, publisher=publisher,
-                    audit=audit, groups=groups, training=training, anchors=anchors, ledger=ledger, consent=consent,
+                    audit=audit, groups=groups, training=training, anchors=anchors, ledger=ledger, event_publisher=events, events=outbox, consent=consent,
                     enrollment=enrollment, revocation=revocation, purge=purge, reenrollment=reenrollment)
 
 

@@ -88,6 +88,14 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("REENROLL_WORK_QUEUE", "reenroll-work", "both", "Service Bus queue of re-enrollment work items."),
     SettingSpec("HR_EVENTS_TOPIC", "hr-events", "both", "Service Bus topic the HR system publishes CloudEvents to."),
     SettingSpec("HR_EVENTS_SUBSCRIPTION", "face-enrollment", "both", "Subscription of this app on the HR topic."),
+    SettingSpec("EVENTGRID_TOPIC_ENDPOINT", None, "azure",
+                "Endpoint of the Event Grid topic that door systems subscribe to (CloudEvents; managed identity)."),
+    SettingSpec("EVENTS_TRANSPORT", "eventgrid", "local",
+                "`eventgrid`, or `http` on the local stack: events are POSTed to `EVENTS_SINK_URL`."),
+    SettingSpec("EVENTS_SINK_URL", None, "local", "The local stack's event subscriber (`http` transport)."),
+    SettingSpec("EVENTS_SOURCE", "/faceenrollment", "both", "CloudEvents `source` of the door-system events."),
+    SettingSpec("EVENTS_SCHEDULE", "*/30 * * * * *", "both",
+                "NCRONTAB schedule of events_sender, which publishes the outbox (UTC)."),
     SettingSpec("PURGE_SCHEDULE", "0 0 3 * * *", "both", "NCRONTAB schedule of purge_timer (UTC)."),
     # --- identity and policy ---
     SettingSpec("PRINCIPAL_SOURCE", "appservice", "both",
@@ -167,6 +175,10 @@ class Settings:
     model_updates_queue: str = "model-updates"
     reenroll_work_queue: str = "reenroll-work"
     hr_events_topic: str = "hr-events"
+    eventgrid_topic_endpoint: str | None = None
+    events_transport: str = "eventgrid"
+    events_sink_url: str | None = None
+    events_source: str = "/faceenrollment"
     hr_events_subscription: str = "face-enrollment"
     user_key_claim: str = "oid"
     hr_key_claim: str = "employeeid"
@@ -221,6 +233,10 @@ class Settings:
             model_updates_queue=_str(e, "MODEL_UPDATES_QUEUE"),
             reenroll_work_queue=_str(e, "REENROLL_WORK_QUEUE"),
             hr_events_topic=_str(e, "HR_EVENTS_TOPIC"),
+            eventgrid_topic_endpoint=_opt(e, "EVENTGRID_TOPIC_ENDPOINT"),
+            events_transport=_str(e, "EVENTS_TRANSPORT").strip().lower(),
+            events_sink_url=_opt(e, "EVENTS_SINK_URL"),
+            events_source=_str(e, "EVENTS_SOURCE"),
             hr_events_subscription=_str(e, "HR_EVENTS_SUBSCRIPTION"),
             user_key_claim=_str(e, "USER_KEY_CLAIM"),
             hr_key_claim=_str(e, "HR_KEY_CLAIM"),

@@ -233,3 +233,29 @@ class AuditEntry(Record):
     subject: str | None = None
     at: str = ""
     details: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(kw_only=True)
+class OutboxEvent(Record):
+    """An event for the door systems, written in the step that makes the change (the outbox).
+
+    ``event_id`` is deterministic (the same change always gives the same id), and the row is
+    insert-only: a retried step finds it and writes nothing new, so a change is announced once.
+    """
+
+    event_id: str
+    type: str = ""
+    subject: str = ""
+    time: str = ""
+    data: dict[str, object] = field(default_factory=dict)
+    status: str = "pending"  # pending | sent
+    sent_at: str | None = None
+    attempts: int = 0
+
+
+@dataclass(kw_only=True)
+class OutboxPending(Record):
+    """The sender's work list: one row per event not yet sent (deleted once it is)."""
+
+    event_id: str
+    time: str = ""

@@ -33,6 +33,7 @@ from shared.ports import FacePort, FaceRectangle, PhotoStorePort
 from shared.results import ConsentInForce, EnrollmentStatus, OverrideGranted, PhotoOutcome, UploadsCreated, UploadSlot
 from shared.services.audit import AuditLog
 from shared.services.consent import ConsentService
+from shared.services.events import EventOutbox
 from shared.services.groups import PRIMARY, ActiveGroup, GroupDirectory, PersonFactory, TrainingCoordinator
 from shared.settings import Settings
 
@@ -47,8 +48,9 @@ REENROLL_MESSAGE = ("The face recognition model was upgraded. Please enroll agai
 class EnrollmentService:
     def __init__(self, *, repos: Repositories, photos: PhotoStorePort, face: FacePort, consent: ConsentService,
                  audit: AuditLog, groups: GroupDirectory, training: TrainingCoordinator, persons: PersonFactory,
-                 settings: Settings, clock: Callable[[], datetime]) -> None:
+                 settings: Settings, clock: Callable[[], datetime], events: EventOutbox) -> None:
         self._repos = repos
+        self._events = events
         self._photos = photos
         self._face = face
         self._consent = consent
@@ -162,6 +164,9 @@ class EnrollmentService:
             return "discarded"
         self._training.request()
         kept = self._dispose(current, upload, content=image.data)
+        # The door systems' event, before the upload is marked accepted (the step's completion
+        # marker): a crash in between redelivers the upload, which queues the same event again.
+        self._events.user_enrolled(user_key, attempt=current.person_attempt or "")
         self._finish(upload, dom.ACCEPTED, kept=kept)
         log.info("upload accepted")  # no upload id: it names a blob of one person (the invocation id correlates)
         return "accepted"

@@ -23,6 +23,7 @@ from shared.ports import FacePort, MessagePublisherPort, PhotoStorePort
 from shared.results import ErasedItems, ReceiptView, RevocationRequested
 from shared.services.audit import AuditLog
 from shared.services.consent import ConsentService
+from shared.services.events import EventOutbox
 from shared.settings import Settings
 
 log = logging.getLogger("shared.revocation")
@@ -32,8 +33,10 @@ RETAINED = ("consent ledger entries (proof of consent and of its withdrawal)", "
 
 class RevocationService:
     def __init__(self, *, repos: Repositories, photos: PhotoStorePort, face: FacePort, consent: ConsentService,
-                 audit: AuditLog, publisher: MessagePublisherPort, settings: Settings, clock: Callable[[], datetime]) -> None:
+                 audit: AuditLog, publisher: MessagePublisherPort, settings: Settings, clock: Callable[[], datetime],
+                 events: EventOutbox) -> None:
         self._repos = repos
+        self._events = events
         self._photos = photos
         self._face = face
         self._consent = consent
@@ -160,6 +163,9 @@ class RevocationService:
                  "count": erased["enrollmentRecords"]},
             ],
             retained=list(RETAINED))
+        # The door systems' event, before the receipt (this step's completion marker): a crash in
+        # between redelivers the erasure, which queues the same event (same receipt id) again.
+        self._events.user_erased(user_key, receipt_id=receipt_id, reason=reason)
         try:
             self._repos.receipts.insert(receipt)
         except RecordExists:

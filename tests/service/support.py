@@ -20,7 +20,7 @@ from shared.domain.principal import Principal
 from shared.envelopes import decode_control, decode_hr_event, decode_revoke, decode_work, deliver
 from shared.errors import MessageRejected
 from shared.settings import Settings
-from tests.fakes import FakeAnchors, FakeFace, FakePhotos, FakePublisher, FakeRecords, Sent, photo
+from tests.fakes import FakeAnchors, FakeEvents, FakeFace, FakePhotos, FakePublisher, FakeRecords, Sent, photo
 
 #: Examples per service-tier property: at least 2,000 in CI (scripts/check.sh sets HYPOTHESIS_PROFILE=ci),
 #: fewer for make test-fast and local runs, which must stay under a minute.
@@ -62,10 +62,11 @@ class Stack:
     publisher: FakePublisher
     dead_letters: list[tuple[Sent, str]] = field(default_factory=list)
     anchors: FakeAnchors = field(default_factory=FakeAnchors)
+    events: FakeEvents = field(default_factory=FakeEvents)
 
     # --- hooks -------------------------------------------------------------------------------------
     def set_hook(self, hook: Callable[[str], None]) -> None:
-        for fake in (self.records, self.photos, self.face, self.publisher, self.anchors):
+        for fake in (self.records, self.photos, self.face, self.publisher, self.anchors, self.events):
             fake.hook = hook
 
     def clear_hook(self) -> None:
@@ -161,9 +162,10 @@ def make_stack(**env: str) -> Stack:
                                   "FACE_RECOGNITION_MODELS": "recognition_04,recognition_05", **env})
     clock = ManualClock()
     records, photos, face, publisher, anchors = FakeRecords(), FakePhotos(), FakeFace(), FakePublisher(), FakeAnchors()
+    events = FakeEvents()
     services = build(settings, clock=clock, records=records, photos=photos, face=face, publisher=publisher,
-                     anchors=anchors)
-    return Stack(services, clock, records, photos, face, publisher, anchors=anchors)
+                     anchors=anchors, events=events)
+    return Stack(services, clock, records, photos, face, publisher, anchors=anchors, events=events)
 
 
 def new_user() -> str:
