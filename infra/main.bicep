@@ -227,6 +227,16 @@ module eventgrid 'app/eventgrid.bicep' = {
   }
 }
 
+module doorEvents 'app/doorevents.bicep' = {
+  name: 'doorevents'
+  scope: rg
+  params: {
+    name: '${abbrs.eventGridTopics}doors-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
 module api 'app/api.bicep' = {
   name: 'api'
   scope: rg
@@ -248,6 +258,7 @@ module api 'app/api.bicep' = {
     uploadsContainerName: uploadsContainerName
     keptPhotosContainerName: keptPhotosContainerName
     ledgerAnchorsContainerName: ledgerAnchorsContainerName
+    doorEventsTopicEndpoint: doorEvents.outputs.endpoint
     tablePrefix: tablePrefix
     revocationsQueueName: revocationsQueueName
     modelUpdatesQueueName: modelUpdatesQueueName
@@ -283,6 +294,7 @@ module rbac 'app/rbac.bicep' = {
     faceAccountName: face.outputs.name
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     systemTopicPrincipalId: eventgrid.outputs.principalId
+    doorEventsTopicName: doorEvents.outputs.name
     hrSystemPrincipalId: hrSystemPrincipalId
   }
 }
@@ -301,6 +313,7 @@ output PHOTO_STORAGE_ACCOUNT_ID string = storage.outputs.photoAccountId
 output UPLOADS_CONTAINER_NAME string = uploadsContainerName
 output EVENTGRID_DEADLETTER_CONTAINER_NAME string = deadLetterContainerName
 output LEDGER_ANCHORS_CONTAINER_NAME string = ledgerAnchorsContainerName
+output DOOR_EVENTS_TOPIC_NAME string = doorEvents.outputs.name
 output PHOTOS_SYSTEM_TOPIC_NAME string = eventgrid.outputs.name
 output ENROLL_FUNCTION_NAME string = 'enroll'
 output SERVICE_BUS_NAMESPACE string = servicebus.outputs.fullyQualifiedNamespace

@@ -163,6 +163,8 @@ BROKEN: dict[str, tuple[str, Callable[[str], str], str]] = {
                                           "allowProtectedAppendWrites: true"),
                         "Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies"
                         ".ledgerAnchorsImmutability"),
+    "CKV2_FACEENR_22": ("app/doorevents.bicep", _flip_in_resource("topic", "disableLocalAuth: true", "disableLocalAuth: false"),
+                        "Microsoft.EventGrid/topics.topic"),
 }
 
 
@@ -654,3 +656,13 @@ def test_roles_least_privilege() -> None:
     assert "scope: hrEventsSubscription" in receiver
     # ftpsState is deprecated on Flex Consumption
     assert "ftpsState" not in check_infra.strip_comments(API_BICEP.read_text(encoding="utf-8"))
+
+
+def test_only_the_app_may_publish_door_events() -> None:
+    """EventGrid Data Sender is assigned once, to the app's identity, on the door-events topic only."""
+    rbac = check_infra.strip_comments(RBAC_BICEP.read_text(encoding="utf-8"))
+    assert rbac.count("roles.eventGridDataSender)") == 2  # the name guid and the roleDefinitionId of one assignment
+    sender = re.sub(r"\s+", " ", _resource(RBAC_BICEP, "doorEventsSender"))
+    assert "scope: doorEventsTopic" in sender and "principalId: appPrincipalId" in sender
+    topic = re.sub(r"\s+", " ", _resource(INFRA / "app" / "doorevents.bicep", "topic"))
+    assert "disableLocalAuth: true" in topic and "inputSchema: 'CloudEventSchemaV1_0'" in topic
