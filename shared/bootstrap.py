@@ -105,10 +105,12 @@ def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None =
 
         anchors = BlobAnchorStore(clients, container=settings.ledger_anchors_container)
     if events is None:
-        from shared.adapters.event_publishers import EventGridPublisher, HttpCloudEventsPublisher
+        from shared.adapters.event_publishers import EventGridPublisher, HeldEvents, HttpCloudEventsPublisher
 
-        if settings.events_transport == "http":
-            events = HttpCloudEventsPublisher(url=str(settings.events_sink_url), source=settings.events_source)
+        if settings.events_transport == "http" and settings.events_sink_url:
+            events = HttpCloudEventsPublisher(url=settings.events_sink_url, source=settings.events_source)
+        elif not settings.eventgrid_topic_endpoint:
+            events = HeldEvents()
         else:
             events = EventGridPublisher(endpoint=str(settings.eventgrid_topic_endpoint), source=settings.events_source,
                                         credential=credential or clients.credential())

@@ -27,6 +27,16 @@ def structured(event: OutgoingEvent, source: str) -> dict[str, object]:
             "time": iso(event.time), "datacontenttype": "application/json", "data": dict(event.data)}
 
 
+class HeldEvents:
+    """No topic configured (EVENTGRID_TOPIC_ENDPOINT unset, e.g. a test stack without a subscriber):
+    events stay in the outbox, pending, until a publisher is configured. Nothing is dropped."""
+
+    holds = True
+
+    def publish(self, events: Sequence[OutgoingEvent]) -> None:
+        raise TransientFailure("no event topic is configured (EVENTGRID_TOPIC_ENDPOINT); events stay in the outbox")
+
+
 class EventGridPublisher:
     def __init__(self, *, endpoint: str, credential: Any, source: str) -> None:
         self._endpoint = endpoint

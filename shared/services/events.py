@@ -86,6 +86,8 @@ class EventOutbox:
     def send(self, *, limit: int = 500) -> dict[str, int]:
         """Publishes pending events, oldest first, and marks them sent. Raises if the publish fails
         (the timer's next run retries; nothing is marked)."""
+        if getattr(self._publisher, "holds", False):
+            return {"pending": 0, "sent": 0, "alreadySent": 0, "held": 1}  # no topic configured: keep them
         pending = sorted(self._repos.outbox_pending.partition(), key=lambda p: (p.time, p.event_id))[:limit]
         report = {"pending": len(pending), "sent": 0, "alreadySent": 0}
         batch: list[OutboxEvent] = []
