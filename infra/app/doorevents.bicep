@@ -14,7 +14,13 @@ resource topic 'Microsoft.EventGrid/topics@2025-02-15' = {
   name: name
   location: location
   tags: tags
+  // A system-assigned identity: door systems' event subscriptions can then dead-letter or deliver
+  // with it (deliveryWithResourceIdentity) instead of keys.
+  identity: {
+    type: 'SystemAssigned'
+  }
   properties: {
+    //checkov:skip=CKV_AZURE_193:The app on Flex Consumption (no VNet integration) publishes over the public endpoint; local auth is disabled, so only Entra identities holding EventGrid Data Sender (the app's alone) can publish.
     inputSchema: 'CloudEventSchemaV1_0'
     disableLocalAuth: true
     publicNetworkAccess: 'Enabled'
