@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         from local.stack import running_stack
 
-        context = running_stack(extra_env={"TRAINING_COALESCE_SECONDS": "0"}, log_dir=ROOT / ".local" / "logs" / "fuzz",
+        context = running_stack(extra_env={"TRAINING_COALESCE_SECONDS": "0", "QUOTA_REQUESTS_PER_MINUTE": "0"}, log_dir=ROOT / ".local" / "logs" / "fuzz",
                                 host_args=["--no-timers"])
     with context as stack:
         url = args.url or stack.host_url

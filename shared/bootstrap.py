@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # types only: the modules are imported on first build (cold s
     from shared.services.groups import GroupDirectory, TrainingCoordinator
     from shared.services.ledger import ConsentLedger
     from shared.services.purge import PurgeService
+    from shared.services.quotas import QuotaService
     from shared.services.reenrollment import ReenrollmentService
     from shared.services.revocation import RevocationService
 
@@ -54,6 +55,7 @@ class Services:
     revocation: RevocationService
     purge: PurgeService
     reenrollment: ReenrollmentService
+    quotas: QuotaService
 
 
 def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None = None,
@@ -72,6 +74,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None =
     from shared.services.groups import GroupDirectory, PersonFactory, TrainingCoordinator
     from shared.services.ledger import ConsentLedger
     from shared.services.purge import PurgeService
+    from shared.services.quotas import QuotaService
     from shared.services.reenrollment import ReenrollmentService
     from shared.services.revocation import RevocationService
 
@@ -122,8 +125,10 @@ def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None =
     groups = GroupDirectory(repos, face, settings, clock=clock)
     training = TrainingCoordinator(groups, face, clock=clock, coalesce_seconds=settings.training_coalesce_seconds)
     persons = PersonFactory(repos, face)
+    quotas = QuotaService(repos=repos, settings=settings, clock=clock)
     enrollment = EnrollmentService(repos=repos, photos=photos, face=face, consent=consent, audit=audit, groups=groups,
-                                   training=training, persons=persons, settings=settings, clock=clock, events=outbox)
+                                   training=training, persons=persons, settings=settings, clock=clock, events=outbox,
+                                   quotas=quotas)
     revocation = RevocationService(repos=repos, photos=photos, face=face, consent=consent, audit=audit,
                                    publisher=publisher, settings=settings, clock=clock, events=outbox)
     purge = PurgeService(repos=repos, photos=photos, face=face, revocation=revocation, audit=audit, groups=groups,
@@ -132,8 +137,9 @@ def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None =
                                        consent=consent, groups=groups, persons=persons, settings=settings, clock=clock,
                                        events=outbox)
     return Services(settings=settings, records=records, repos=repos, photos=photos, face=face, publisher=publisher,
-                    audit=audit, groups=groups, training=training, anchors=anchors, ledger=ledger, event_publisher=events, events=outbox, consent=consent,
-                    enrollment=enrollment, revocation=revocation, purge=purge, reenrollment=reenrollment)
+                    audit=audit, groups=groups, training=training, anchors=anchors, ledger=ledger,
+                    event_publisher=events, events=outbox, consent=consent, enrollment=enrollment,
+                    revocation=revocation, purge=purge, reenrollment=reenrollment, quotas=quotas)
 
 
 _lock = threading.Lock()

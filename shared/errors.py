@@ -144,6 +144,16 @@ class Conflict(DomainError):
     default_code = "Conflict"
 
 
+class QuotaExceeded(DomainError):
+    """The caller asked for more than a per-user limit allows; ``retry_after`` seconds until it may again."""
+
+    default_code = "TooManyRequests"
+
+    def __init__(self, reason: str, *, retry_after: int, code: str | None = None) -> None:
+        super().__init__(reason, code=code)
+        self.retry_after = max(1, int(retry_after))
+
+
 # --- edge outcomes ---------------------------------------------------------------------------------
 class RequestRejected(FaceEnrollmentError):
     """An HTTP-only refusal raised at the edge (shared/http_api.py), never by a service; ``status`` is the

@@ -18,6 +18,7 @@ from shared.errors import (
     Forbidden,
     Invalid,
     NotFound,
+    QuotaExceeded,
     RecordConflict,
     RequestRejected,
     TransientFailure,
@@ -129,6 +130,8 @@ def handle(action: Callable[[], Reply]) -> Reply:
     except PrincipalError as exc:
         return Reply(exc.status, {"error": {"code": "Unauthorized" if exc.status == 401 else "Forbidden",
                                             "message": exc.reason}})
+    except QuotaExceeded as exc:
+        return Reply(429, {"error": {"code": exc.code, "message": exc.reason}}, {"Retry-After": str(exc.retry_after)})
     except DomainError as exc:
         error: dict[str, Any] = {"code": exc.code, "message": exc.reason}
         error.update(exc.details)

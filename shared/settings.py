@@ -113,6 +113,12 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("HR_KEY_CLAIM", "employeeid", "both", "Claim that carries the HR employee id."),
     SettingSpec("ADMIN_ROLE", "FaceEnrollment.Admin", "both", "App role that grants admin rights."),
     SettingSpec("TERMINATION_EVENT_TYPES", "hr.employee.terminated", "both", "Comma-separated CloudEvent types meaning 'terminated'."),
+    SettingSpec("QUOTA_REQUESTS_PER_MINUTE", "300", "both",
+                "API requests one user may make per minute (429 with Retry-After beyond it; 0 turns it off)."),
+    SettingSpec("QUOTA_UPLOAD_SESSIONS_PER_DAY", "10", "both",
+                "Upload sessions (POST /api/enrollment/uploads) one user may open per UTC day."),
+    SettingSpec("QUOTA_OPEN_UPLOAD_SLOTS", "10", "both",
+                "Upload slots one user may hold open (handed out, not yet processed) at a time."),
     SettingSpec("SAS_TTL_MINUTES", "10", "both", "Life of an upload SAS URL (at most 15)."),
     SettingSpec("CONSENT_RETENTION_DAYS", "365", "both", "Consent not renewed for this long is erased by purge_timer."),
     SettingSpec("UPLOAD_MAX_AGE_MINUTES", "60", "both", "Uploads and sessions older than this are deleted by purge_timer."),
@@ -189,6 +195,9 @@ class Settings:
     mfa_amr_values: frozenset[str] = frozenset({"mfa", "ngcmfa", "fido"})
     termination_event_types: tuple[str, ...] = ("hr.employee.terminated",)
     sas_ttl_minutes: int = 10
+    quota_requests_per_minute: int = 300
+    quota_upload_sessions_per_day: int = 10
+    quota_open_upload_slots: int = 10
     consent_retention_days: int = 365
     upload_max_age_minutes: int = 60
     group_grace_days: int = 7
@@ -251,6 +260,9 @@ class Settings:
                 t.strip() for t in _str(e, "TERMINATION_EVENT_TYPES").split(",") if t.strip()
             ),
             sas_ttl_minutes=sas_ttl,
+            quota_requests_per_minute=_int(e, "QUOTA_REQUESTS_PER_MINUTE"),
+            quota_upload_sessions_per_day=_int(e, "QUOTA_UPLOAD_SESSIONS_PER_DAY"),
+            quota_open_upload_slots=_int(e, "QUOTA_OPEN_UPLOAD_SLOTS"),
             consent_retention_days=_int(e, "CONSENT_RETENTION_DAYS"),
             upload_max_age_minutes=_int(e, "UPLOAD_MAX_AGE_MINUTES"),
             group_grace_days=_int(e, "GROUP_GRACE_DAYS"),

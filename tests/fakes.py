@@ -24,6 +24,7 @@ import copy
 import hashlib
 import io
 import json
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -78,6 +79,9 @@ class FakeRecords(_Hooked):
     def __init__(self) -> None:
         self.tables: dict[str, dict[tuple[str, str], tuple[dict[str, Any], str]]] = {}
         self.writes = 0
+        # A conditional write is atomic in Table storage: check and write under one lock here too
+        # (taken after the hook, so the interleaving scheduler still switches at every call).
+        self._write_lock = threading.RLock()
 
     def _t(self, table: str) -> dict[tuple[str, str], tuple[dict[str, Any], str]]:
         return self.tables.setdefault(table, {})
@@ -98,21 +102,23 @@ class FakeRecords(_Hooked):
     def insert(self, table: str, entity: Mapping[str, Any]) -> str:
         self._at(f"records.insert:{table}")
         key = self._key(entity)
-        if key in self._t(table):
-            raise errors.RecordExists(f"{table} record exists")
-        etag = self._etag()
-        self._t(table)[key] = (_stored(entity), etag)
-        return etag
+        with self._write_lock:
+            if key in self._t(table):
+                raise errors.RecordExists(f"{table} record exists")
+            etag = self._etag()
+            self._t(table)[key] = (_stored(entity), etag)
+            return etag
 
     def update(self, table: str, entity: Mapping[str, Any], *, etag: str) -> str:
         self._at(f"records.update:{table}")
         key = self._key(entity)
-        found = self._t(table).get(key)
-        if found is None or found[1] != etag:
-            raise errors.RecordConflict(f"{table} record changed concurrently")
-        new = self._etag()
-        self._t(table)[key] = (_stored(entity), new)
-        return new
+        with self._write_lock:
+            found = self._t(table).get(key)
+            if found is None or found[1] != etag:
+                raise errors.RecordConflict(f"{table} record changed concurrently")
+            new = self._etag()
+            self._t(table)[key] = (_stored(entity), new)
+            return new
 
     def upsert(self, table: str, entity: Mapping[str, Any]) -> str:
         self._at(f"records.upsert:{table}")

@@ -41,7 +41,9 @@ def _ctx(req: func.HttpRequest, *, mfa: bool = False, admin: str | None = None) 
     from shared.http_api import principal_from
 
     principal = principal_from(req.headers, settings(), mfa=mfa, admin=admin)
-    return services(), principal
+    s = services()
+    s.quotas.charge_request(principal.user_key)  # per user, across instances: 429 + Retry-After beyond it
+    return s, principal
 
 
 @bp.route(route="health", methods=["GET"], auth_level=ANON)

@@ -129,6 +129,18 @@ param terminationEventTypes string = 'hr.employee.terminated'
 @description('SAS_TTL_MINUTES: Life of an upload SAS URL (at most 15).')
 param sasTtlMinutes string = '10'
 
+@description('QUOTA_REQUESTS_PER_MINUTE: API requests one user may make per minute (429 beyond it).')
+param quotaRequestsPerMinute string = '300'
+
+@description('QUOTA_UPLOAD_SESSIONS_PER_DAY: upload sessions one user may open per UTC day.')
+param quotaUploadSessionsPerDay string = '10'
+
+@description('QUOTA_OPEN_UPLOAD_SLOTS: upload slots one user may hold open at a time.')
+param quotaOpenUploadSlots string = '10'
+
+@description('FACE_RECOGNITION_MODELS: recognition models a re-enrollment may move to (those Face supports).')
+param faceRecognitionModels string = 'recognition_01,recognition_02,recognition_03,recognition_04'
+
 @description('CONSENT_RETENTION_DAYS: Consent not renewed for this long is erased by purge_timer.')
 param consentRetentionDays string = '365'
 
@@ -423,6 +435,22 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'SAS_TTL_MINUTES'
           value: sasTtlMinutes
+        }
+        {
+          name: 'QUOTA_REQUESTS_PER_MINUTE'
+          value: quotaRequestsPerMinute
+        }
+        {
+          name: 'QUOTA_UPLOAD_SESSIONS_PER_DAY'
+          value: quotaUploadSessionsPerDay
+        }
+        {
+          name: 'QUOTA_OPEN_UPLOAD_SLOTS'
+          value: quotaOpenUploadSlots
+        }
+        {
+          name: 'FACE_RECOGNITION_MODELS'
+          value: faceRecognitionModels
         }
         {
           name: 'CONSENT_RETENTION_DAYS'

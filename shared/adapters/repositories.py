@@ -178,6 +178,10 @@ OUTBOX = Layout(TABLE_OUTBOX, rec.OutboxEvent, pk="event_id", rk_const="event")
 OUTBOX_PENDING = Layout(TABLE_OUTBOX, rec.OutboxPending, pk_const="pending", rk="event_id")
 
 
+TABLE_QUOTAS = "quotas"
+QUOTAS = Layout(TABLE_QUOTAS, rec.QuotaWindow, pk="subject", rk="window")
+
+
 class Repositories:
     """Every repository, over one record store (built once in shared/bootstrap.py)."""
 
@@ -200,3 +204,4 @@ class Repositories:
         self.outbox = Repository(store, OUTBOX)
         self.outbox_pending = Repository(store, OUTBOX_PENDING)
         self.audit = Repository(store, AUDIT)
+        self.quotas = Repository(store, QUOTAS)

@@ -259,3 +259,16 @@ class OutboxPending(Record):
 
     event_id: str
     time: str = ""
+
+
+@dataclass(kw_only=True)
+class QuotaWindow(Record):
+    """How much one user used in one window (a minute of requests, a day of upload sessions).
+
+    ``subject`` is a hash of the user key, not the key itself: these rows exist for every active
+    user, and a pseudonym keeps them out of what an erasure must find (each is also gone within a
+    day of its window)."""
+
+    subject: str
+    window: str
+    count: int = 0

@@ -35,6 +35,7 @@ from shared.services.audit import AuditLog
 from shared.services.consent import ConsentService
 from shared.services.events import EventOutbox
 from shared.services.groups import PRIMARY, ActiveGroup, GroupDirectory, PersonFactory, TrainingCoordinator
+from shared.services.quotas import QuotaService
 from shared.settings import Settings
 
 log = logging.getLogger("shared.enrollment")
@@ -48,7 +49,9 @@ REENROLL_MESSAGE = ("The face recognition model was upgraded. Please enroll agai
 class EnrollmentService:
     def __init__(self, *, repos: Repositories, photos: PhotoStorePort, face: FacePort, consent: ConsentService,
                  audit: AuditLog, groups: GroupDirectory, training: TrainingCoordinator, persons: PersonFactory,
-                 settings: Settings, clock: Callable[[], datetime], events: EventOutbox) -> None:
+                 settings: Settings, clock: Callable[[], datetime], events: EventOutbox,
+                 quotas: QuotaService | None = None) -> None:
+        self._quotas = quotas or QuotaService(repos=repos, settings=settings, clock=clock)
         self._repos = repos
         self._events = events
         self._photos = photos
@@ -66,6 +69,9 @@ class EnrollmentService:
         user_key = command.principal.user_key
         if self._consent.current(user_key) is None or self._repos.users.get(user_key) is None:
             raise ConsentRequired("consent required: accept the current terms first (POST /api/consent).")
+        # Costs bounded before work starts: slots held open and sessions per day, per user.
+        self._quotas.charge_upload_session(user_key, open_slots=self._quotas.open_slots(user_key),
+                                           requested=command.count)
         now = self._clock()
         expires = now + timedelta(minutes=self._settings.sas_ttl_minutes)
         session_id = uuid.uuid4().hex

@@ -72,3 +72,18 @@ def test_stack_defaults_yield_to_the_environment() -> None:
     # What a test passes explicitly wins over both.
     assert stack_app_env(**ports, environ={"PRINCIPAL_SOURCE": "appservice"},
                          extra_env={"PRINCIPAL_SOURCE": "local"})["PRINCIPAL_SOURCE"] == "local"
+
+
+def test_per_user_request_quota_answers_429_with_retry_after(azurite: Azurite, face_emulator: Any, tmp_path: Path) -> None:
+    env = app_env(azurite, face_emulator.endpoint) | {"QUOTA_REQUESTS_PER_MINUTE": "4"}
+    host = start_host(env=env, log_path=tmp_path / "host.log", extra_args=["--no-timers"])
+    try:
+        me = {"X-MS-CLIENT-PRINCIPAL": base64.b64encode(json.dumps(
+            {"auth_typ": "aad", "claims": [{"typ": "oid", "val": "quota-user"}]}).encode()).decode()}
+        codes = [requests.get(f"{host.url}/api/enrollment", headers=me, timeout=10).status_code for _ in range(6)]
+        assert codes[:4] == [200] * 4 and codes[4:] == [429, 429], codes
+        r = requests.get(f"{host.url}/api/enrollment", headers=me, timeout=10)
+        assert 1 <= int(r.headers["Retry-After"]) <= 61 and r.json()["error"]["code"] == "TooManyRequests"
+        assert requests.get(f"{host.url}/api/health", timeout=10).status_code == 200  # health is never counted
+    finally:
+        host.stop()
