@@ -45,6 +45,7 @@ from shared.results import (
 )
 from shared.services.audit import AuditLog
 from shared.services.consent import ConsentService
+from shared.services.events import EventOutbox
 from shared.services.groups import PRIMARY, ActiveGroup, GroupDirectory, PersonFactory, TrainingCoordinator
 from shared.services.quotas import QuotaService
 from shared.settings import Settings
@@ -59,11 +60,12 @@ REENROLL_MESSAGE = ("The face recognition model was upgraded. Please enroll agai
 class EnrollmentService:
     def __init__(self, *, repos: Repositories, photos: PhotoStorePort, face: FacePort, consent: ConsentService,
                  audit: AuditLog, groups: GroupDirectory, training: TrainingCoordinator, persons: PersonFactory,
-                 settings: Settings, clock: Callable[[], datetime], quotas: QuotaService | None = None,
-                 policy: RetentionPolicy | None = None) -> None:
+                 settings: Settings, clock: Callable[[], datetime], events: EventOutbox,
+                 quotas: QuotaService | None = None, policy: RetentionPolicy | None = None) -> None:
         self._quotas = quotas or QuotaService(repos=repos, settings=settings, clock=clock)
         self._policy = policy or load_policy()
         self._repos = repos
+        self._events = events
         self._photos = photos
         self._face = face
         self._consent = consent
@@ -185,6 +187,9 @@ class EnrollmentService:
             if not is_new(u) and u.status == dom.ACCEPTED:
                 self._repos.uploads.mutate(replaced, user_key, u.upload_id)
         self._training.request()  # the trained model forgets the deleted faces at the next training
+        # The door systems' event, before the marker (the session cleared): a crash in between is completed
+        # by the next call, which queues the same event (same id) again.
+        self._events.user_replaced(user_key, session_id=session)
         self._end_replacement(user_key, session, "replacement.completed", facesDeleted=faces, keptPhotosDeleted=photos,
                               newPhotos=len(accepted))
         return "replaced"
@@ -329,6 +334,11 @@ class EnrollmentService:
         # between the check above and the copy to kept photos.
         if self._consent.current(user_key) is None or self._repos.users.get(user_key) is None:
             return self._undo(upload, group.group_id, person_id, kept=kept_name)
+        # The door systems' event, before the upload blob goes and the upload is marked accepted (the
+        # step's completion marker): a crash before the blob is deleted redelivers the upload, which
+        # queues the same event again (one per enrollment attempt, not per photo); once the blob is
+        # gone the event is already queued (the stuck-upload completion needs no event of its own).
+        self._events.user_enrolled(user_key, attempt=current.person_attempt or "")
         self._photos.delete_upload(upload.blob_name)
         self._training.request()
         self._finish(upload, dom.ACCEPTED, kept=kept_name is not None)

@@ -86,6 +86,7 @@ def test_a_changed_policy_changes_what_the_purge_enforces(tmp_path: Path) -> Non
     changed.write_text(json.dumps(doc), encoding="utf-8")
     s = build(Settings(), face=FakeFace(), records=FakeRecords(), photos=FakePhotos(), publisher=FakePublisher())
     purge = PurgeService(repos=s.repos, photos=s.photos, face=s.face, revocation=s.revocation, audit=s.audit,
-                         groups=s.groups, training=s.training, settings=s.settings, clock=lambda: datetime.now(timezone.utc),
+                         groups=s.groups, training=s.training, ledger=s.ledger, settings=s.settings,
+                         clock=lambda: datetime.now(timezone.utc),
                          policy=load_policy(changed))
     assert purge.periods()["consentDays"] == 90
