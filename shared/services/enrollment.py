@@ -199,10 +199,13 @@ class EnrollmentService:
         delivery died between deleting the blob and recording the outcome, and no event will come again (the
         blob is gone). Its face is in Face, so it is recorded as accepted. Returns whether any was."""
         now, done = self._clock(), False
+        lease = timedelta(seconds=self._settings.upload_processing_lease_seconds)
         for upload in uploads:
             claimed = parse_iso(upload.claimed_at)
-            if (upload.status != dom.PROCESSING or not upload.persisted_face_id or claimed is None
-                    or now - claimed < timedelta(seconds=self._settings.upload_processing_lease_seconds)
+            # The delivery is over when its lease has run out (the host died) or when it released its claim
+            # (it raised: ``_release_claim`` clears ``claimed_at`` and leaves the status processing).
+            if (upload.status != dom.PROCESSING or not upload.persisted_face_id
+                    or (claimed is not None and now - claimed < lease)
                     or upload.blob_name in self._photos.list_uploads(upload.blob_name)):
                 continue
             kept = bool(user.kept_token) and kept_name_for(str(user.kept_token), upload.upload_id) in self._photos.list_kept(
