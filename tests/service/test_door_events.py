@@ -9,7 +9,9 @@ import pytest
 
 from shared.commands import Revoke
 from shared.services import events as ev
-from tests.service.support import Crash, Stack, make_stack
+from tests.fakes import photo
+from tests.service.support import CallCounter, Crash, Stack, hooked, make_stack
+from tests.service.test_replacement_service import _calls_of_finish, enrolled, replace_session
 
 PERSON_FIELDS = ("personId", "person_id", "persistedFaceId")
 
@@ -61,7 +63,22 @@ def test_event_ids_are_deterministic() -> None:
     assert ev.event_id(ev.USER_ERASED, "r1") != ev.event_id(ev.USER_ENROLLED, "r1")
 
 
-@pytest.mark.parametrize("crash_at", range(40))
+def _external(name: str) -> bool:
+    return name.startswith(("records.", "face.", "photos."))
+
+
+def _calls_of_erasure() -> int:
+    """How many external calls the erasure below makes (the footprint reads every store twice)."""
+    stack = make_stack()
+    stack.enroll("carol", 11)
+    stack.services.events.send()
+    counter = CallCounter(only=_external)
+    with hooked(stack, counter):
+        stack.services.revocation.erase(Revoke("carol", "req-c", reason="test"))
+    return len(counter.calls)
+
+
+@pytest.mark.parametrize("crash_at", range(_calls_of_erasure()))
 def test_no_erasure_event_is_lost_when_the_host_dies_anywhere_in_the_step(crash_at: int) -> None:
     """The erasure dies at its n-th external call (before the receipt, the step's completion marker,
     or after it); the redelivery finishes it. The door systems hear of it exactly once."""
@@ -73,7 +90,7 @@ def test_no_erasure_event_is_lost_when_the_host_dies_anywhere_in_the_step(crash_
 
     def die(name: str) -> None:
         nonlocal calls
-        if name.startswith("records.") or name.startswith("face.") or name.startswith("photos."):
+        if _external(name):
             if calls == crash_at:
                 calls += 1
                 raise Crash(name)
@@ -137,3 +154,75 @@ def test_a_group_switch_announces_the_new_group_and_who_must_enroll_again() -> N
     assert sorted(published(stack)) == sorted([(ev.GROUP_SWITCHED, active.group_id),
                                                (ev.USER_REENROLL_REQUIRED, "other")])
     assert stack.status("other") == "reenrollRequired"
+
+
+def _calls_of_photo() -> int:
+    stack = make_stack()
+    stack.consent("dave", store_photos=True)
+    (name,) = stack.slots("dave")
+    stack.put(name, photo(12))
+    counter = CallCounter()
+    with hooked(stack, counter):
+        assert stack.blob_created(name) == "accepted"
+    return len(counter.calls)
+
+
+@pytest.mark.parametrize("crash_at", range(_calls_of_photo()))
+def test_no_enrollment_event_is_lost_when_the_host_dies_anywhere_in_the_photo(crash_at: int) -> None:
+    """The photo's processing dies at its n-th call; the blob event is redelivered while the blob exists, and
+    once it is gone (a crash after its delete) the next status read completes the upload. The door systems
+    hear of the enrollment exactly once: the event is queued before the blob is deleted."""
+    stack = make_stack()
+    stack.consent("dave", store_photos=True)
+    (name,) = stack.slots("dave")
+    stack.put(name, photo(12))
+    with hooked(stack, CallCounter(crash_at)), pytest.raises(Crash):
+        stack.blob_created(name)
+    stack.clock.advance(seconds=31)  # past the dead delivery's processing lease
+    if name in stack.photos.uploads:
+        assert stack.blob_created(name) == "accepted"  # the redelivery
+    assert stack.status("dave") in ("enrolled", "pending")
+    stack.services.events.send()
+    stack.services.events.send()
+    assert published(stack) == [(ev.USER_ENROLLED, "dave")]
+
+
+def test_a_completed_photo_replacement_is_announced_once_as_an_enrollment_of_its_own() -> None:
+    """Replacing one's photos (issue 15) changes the faces a door system's identify call matches: it is
+    announced as ``user.enrolled`` with its own id (per replacement session), once; abandoning one is not."""
+    stack = make_stack()
+    enrolled(stack, "erin")
+    stack.services.events.send()
+    (first,) = stack.events.published
+    name = replace_session(stack, "erin")
+    assert stack.blob_created(name) == "accepted"
+    stack.services.events.send()
+    assert len(stack.events.published) == 1  # the new photo alone is not announced: the old faces still count
+    assert stack.services.enrollment.finish_replacement("erin") == "replaced"
+    stack.services.enrollment.status("erin")
+    stack.services.events.send()
+    stack.services.events.send()
+    assert published(stack) == [(ev.USER_ENROLLED, "erin"), (ev.USER_ENROLLED, "erin")]
+    assert stack.events.published[1].id != first.id and dict(stack.events.published[1].data) == {"userKey": "erin"}
+    # A replacement whose photos are all rejected is abandoned: the old faces stay, nothing to announce.
+    rejected = replace_session(stack, "erin")
+    stack.put(rejected, photo(0))  # no face
+    assert stack.blob_created(rejected) == "rejected"
+    assert stack.services.enrollment.finish_replacement("erin") == "abandoned"
+    stack.services.events.send()
+    assert len(stack.events.published) == 2
+
+
+@pytest.mark.parametrize("crash_at", range(_calls_of_finish()))
+def test_no_replacement_event_is_lost_when_the_finish_dies_anywhere(crash_at: int) -> None:
+    stack = make_stack()
+    enrolled(stack, "fay")
+    name = replace_session(stack, "fay")
+    assert stack.blob_created(name) == "accepted"
+    with hooked(stack, CallCounter(crash_at)), pytest.raises(Crash):
+        stack.services.enrollment.finish_replacement("fay")
+    stack.services.enrollment.status("fay")  # the next read completes it
+    stack.services.enrollment.status("fay")
+    stack.services.events.send()
+    stack.services.events.send()
+    assert published(stack) == [(ev.USER_ENROLLED, "fay"), (ev.USER_ENROLLED, "fay")]

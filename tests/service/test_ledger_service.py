@@ -189,3 +189,33 @@ def test_a_redelivered_erasure_writes_one_tombstone() -> None:
     stack.services.revocation.erase(command)
     assert [e["kind"] for _, e, _ in rows(stack, "fay")] == ["consent", "revocation"]
     assert stack.services.ledger.verify(actor="test").ok
+
+
+def test_a_decline_and_a_photo_replacement_keep_one_intact_chain() -> None:
+    """Issue 15's other writers: a recorded decline is a ledger entry like a grant, so it is a link of the
+    chain (an edit of it is named); a photo replacement writes no ledger entry and leaves the chain intact."""
+    from shared.commands import CreateUploads, DeclineConsent
+    from tests.fakes import photo
+
+    stack = make_stack()
+    terms = stack.services.consent.terms()
+    stack.services.consent.decline(DeclineConsent(principal("gil"), terms.version, "test"))
+    stack.clock.advance(minutes=1)
+    assert stack.enroll("gil", 17) == "accepted"  # consents (a second entry), enrolls
+    created = stack.services.enrollment.create_uploads(CreateUploads(principal("gil"), 1, replace=True))
+    name = f"{created.session_id}/{created.uploads[0].upload_id}"
+    stack.put(name, photo(17, size=400))
+    assert stack.blob_created(name) == "accepted"
+    assert stack.services.enrollment.finish_replacement("gil") == "replaced"
+    stack.clock.advance(minutes=1)
+    stack.services.revocation.request(RequestRevocation(principal("gil"), "gil", "test"))
+    stack.pump()
+    entries = [e for _, e, _ in rows(stack, "gil")]
+    assert [(e["kind"], e["seq"]) for e in entries] == [("decline", 1), ("consent", 2), ("revocation", 3)]
+    assert entries[0]["prevSha256"] == lc.GENESIS
+    stack.services.purge.run(RunPurge(dry_run=False, trigger="test"))  # anchors the chain
+    assert stack.services.ledger.verify(actor="test").ok
+    (key, entity, etag) = rows(stack, "gil")[0]
+    entity["accepted"] = True  # turn the refusal into a consent, after the fact
+    stack.records.tables[TABLE][key] = (entity, etag)
+    assert findings(stack) == [("gil", 1, "edited")]
