@@ -40,7 +40,8 @@ from shared.settings import Settings
 
 log = logging.getLogger("shared.revocation")
 
-RETAINED = ("consent ledger entries (proof of consent and of its withdrawal)", "this receipt")
+RETAINED = ("consent ledger entries (proof of consent and of its withdrawal)", "this receipt",
+            "the door-system events about the user (the user key and what was announced, no face data)")
 
 
 class RevocationService:
