@@ -59,6 +59,12 @@ def test_events_survive_a_killed_host_and_are_announced_once(azurite: Azurite, f
         stack.host = start_host(env=env, log_path=log, extra_args=args)
         status = stack.wait_status(user, lambda s: s["status"] in ("revoked", "none") and s.get("receiptId"),
                                    timeout=240)
+        # The status names the receipt as soon as the tombstone exists; the erasure (and its event, written
+        # just before the receipt) completes after. The receipt readable is the erasure done.
+        deadline = time.monotonic() + 240
+        while stack.call("GET", f"me/receipts/{status['receiptId']}", user=user).status_code != 200:
+            assert time.monotonic() < deadline, f"no receipt in 240 s\n{stack.host.log()[-3000:]}"
+            time.sleep(0.5)
         for _ in range(3):  # the sender runs again and again: still one announcement
             assert fire_sender(stack) == 202
         erased = [e for e in recorder.events if e["type"] == "faceenrollment.user.erased"]
