@@ -10,6 +10,7 @@ import azure.functions as func
 
 from functions.api import bp as api
 from functions.enroll import bp as enroll
+from functions.events import bp as events
 from functions.purge_timer import bp as purge_timer
 from functions.reenroll import bp as reenroll
 from functions.revoke import bp as revoke
@@ -20,5 +21,5 @@ from shared.logging_policy import quiet_sdk_logging
 quiet_sdk_logging()
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
-for blueprint in (api, enroll, revoke, purge_timer, reenroll, web):
+for blueprint in (api, enroll, revoke, purge_timer, reenroll, web, events):
     app.register_functions(blueprint)

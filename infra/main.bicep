@@ -95,6 +95,10 @@ param authIssuerVersion string = 'v1'
 @minValue(1)
 param deadLetterRetentionDays int = 14
 
+@description('Days each consent-ledger anchor stays immutable (WORM, locked by scripts/post-deploy.sh; can then only be extended). Default: 7 years.')
+@minValue(1)
+param ledgerAnchorRetentionDays int = 2555
+
 @description('Redundancy of both storage accounts (azd env STORAGE_SKU). scripts/preflight.sh stops when the region offers no ZRS and this is still Standard_ZRS.')
 @allowed([
   'Standard_LRS'
@@ -117,6 +121,7 @@ var tags = {
 var uploadsContainerName = 'uploads'
 var keptPhotosContainerName = 'kept-photos'
 var deadLetterContainerName = 'eventgrid-deadletter'
+var ledgerAnchorsContainerName = 'ledger-anchors'
 var tablePrefix = 'faceenroll'
 var revocationsQueueName = 'revocations'
 var modelUpdatesQueueName = 'model-updates'
@@ -172,6 +177,8 @@ module storage 'app/storage.bicep' = {
     keptPhotosContainerName: keptPhotosContainerName
     deadLetterContainerName: deadLetterContainerName
     deadLetterMaxAgeDays: deadLetterRetentionDays
+    ledgerAnchorsContainerName: ledgerAnchorsContainerName
+    ledgerAnchorRetentionDays: ledgerAnchorRetentionDays
     skuName: storageSku
     corsAllowedOrigins: [
       functionAppOrigin
@@ -220,6 +227,16 @@ module eventgrid 'app/eventgrid.bicep' = {
   }
 }
 
+module doorEvents 'app/doorevents.bicep' = {
+  name: 'doorevents'
+  scope: rg
+  params: {
+    name: '${abbrs.eventGridTopics}doors-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
 module api 'app/api.bicep' = {
   name: 'api'
   scope: rg
@@ -240,6 +257,8 @@ module api 'app/api.bicep' = {
     instanceMemoryMB: instanceMemoryMB
     uploadsContainerName: uploadsContainerName
     keptPhotosContainerName: keptPhotosContainerName
+    ledgerAnchorsContainerName: ledgerAnchorsContainerName
+    doorEventsTopicEndpoint: doorEvents.outputs.endpoint
     tablePrefix: tablePrefix
     revocationsQueueName: revocationsQueueName
     modelUpdatesQueueName: modelUpdatesQueueName
@@ -275,6 +294,7 @@ module rbac 'app/rbac.bicep' = {
     faceAccountName: face.outputs.name
     applicationInsightsName: monitoring.outputs.applicationInsightsName
     systemTopicPrincipalId: eventgrid.outputs.principalId
+    doorEventsTopicName: doorEvents.outputs.name
     hrSystemPrincipalId: hrSystemPrincipalId
   }
 }
@@ -292,6 +312,8 @@ output PHOTO_STORAGE_ACCOUNT_NAME string = storage.outputs.photoAccountName
 output PHOTO_STORAGE_ACCOUNT_ID string = storage.outputs.photoAccountId
 output UPLOADS_CONTAINER_NAME string = uploadsContainerName
 output EVENTGRID_DEADLETTER_CONTAINER_NAME string = deadLetterContainerName
+output LEDGER_ANCHORS_CONTAINER_NAME string = ledgerAnchorsContainerName
+output DOOR_EVENTS_TOPIC_NAME string = doorEvents.outputs.name
 output PHOTOS_SYSTEM_TOPIC_NAME string = eventgrid.outputs.name
 output ENROLL_FUNCTION_NAME string = 'enroll'
 output SERVICE_BUS_NAMESPACE string = servicebus.outputs.fullyQualifiedNamespace

@@ -36,6 +36,7 @@ AZURITE = ROOT / "node_modules" / ".bin" / "azurite"
 DEFAULT_AZURITE_PORTS = (10000, 10001, 10002)
 DEFAULT_FACE_PORT = 7072
 DEFAULT_HOST_PORT = 7071
+DEFAULT_EVENTS_PORT = 7073
 STOP_TIMEOUT = 10.0
 
 
@@ -85,6 +86,7 @@ class Stack:
     env: dict[str, str]
     log_dir: Path
     face_data_dir: Path | None
+    events_port: int = 0
     children: list[Child] = field(default_factory=list)
     _workdir: Path | None = None
 
@@ -99,6 +101,11 @@ class Stack:
     @property
     def connection_string(self) -> str:
         return self.env["PhotoStorage"]
+
+    @property
+    def events_url(self) -> str:
+        """The door-system stand-in (local/events_sink.py): GET it for the events it received."""
+        return f"http://127.0.0.1:{self.events_port}/events"
 
     def child(self, name: str) -> Child | None:
         return next((c for c in self.children if c.name == name), None)
@@ -126,6 +133,7 @@ class Stack:
             ("Azurite blob", f"http://127.0.0.1:{blob}", f"{logs}/azurite.log; in memory"),
             ("Azurite queue", f"http://127.0.0.1:{queue}", "also the Service Bus stand-in"),
             ("Azurite table", f"http://127.0.0.1:{table}", "in memory"),
+            ("Door events", self.events_url, f"{logs}/door-events.jsonl; what a door system receives"),
         ]
 
 
@@ -200,13 +208,14 @@ def stack_app_env(*, blob: int, queue: int, table: int, face_port: int, extra_en
 def start_stack(*, azurite_ports: tuple[int, int, int] | None = None, face_port: int | None = None,
                 host_port: int | None = None, face_data_dir: Path | None = None, log_dir: Path = LOG_DIR,
                 extra_env: Mapping[str, str] | None = None, host_args: list[str] | None = None,
-                on_progress: Callable[[str], None] | None = None) -> Stack:
+                events_port: int | None = None, on_progress: Callable[[str], None] | None = None) -> Stack:
     """Starts everything and waits until it is ready. ``None`` ports are free ones. On failure,
     whatever was started is stopped again before the error propagates."""
     blob, queue, table = azurite_ports or (free_port(), free_port(), free_port())
     face_port = face_port or free_port()
     host_port = host_port or free_port()
-    _check_ports_free({"Azurite blob": blob, "Azurite queue": queue, "Azurite table": table,
+    events_port = events_port or free_port()
+    _check_ports_free({"door events": events_port, "Azurite blob": blob, "Azurite queue": queue, "Azurite table": table,
                        "Face API emulator": face_port, "Functions host": host_port})
     if not AZURITE.exists():
         raise StackError(f"{AZURITE} is missing: run `make setup` (npm ci) first")
@@ -214,12 +223,17 @@ def start_stack(*, azurite_ports: tuple[int, int, int] | None = None, face_port:
     if face_data_dir is not None:
         face_data_dir.mkdir(parents=True, exist_ok=True)
 
-    app_env = stack_app_env(blob=blob, queue=queue, table=table, face_port=face_port, extra_env=extra_env)
+    # The app posts its door-system events to the local subscriber (EVENTS_TRANSPORT=http).
+    events_env = {"EVENTS_TRANSPORT": "http", "EVENTS_SINK_URL": f"http://127.0.0.1:{events_port}/events",
+                  "EVENTS_SCHEDULE": "*/5 * * * * *"}
+    app_env = stack_app_env(blob=blob, queue=queue, table=table, face_port=face_port,
+                            extra_env={**events_env, **(extra_env or {})})
     base_env = dict(os.environ)
     base_env["PYTHONPATH"] = os.pathsep.join([str(ROOT), base_env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     base_env["PYTHONUNBUFFERED"] = "1"
     workdir = Path(tempfile.mkdtemp(prefix="azurite-"))  # Azurite's cwd (it keeps nothing: in memory)
-    stack = Stack((blob, queue, table), face_port, host_port, app_env, log_dir, face_data_dir, _workdir=workdir)
+    stack = Stack((blob, queue, table), face_port, host_port, app_env, log_dir, face_data_dir, events_port=events_port,
+                  _workdir=workdir)
     progress = on_progress or (lambda _msg: None)
     try:
         progress("starting Azurite")
@@ -254,6 +268,13 @@ def start_stack(*, azurite_ports: tuple[int, int, int] | None = None, face_port:
         allow_browser_uploads(stack.connection_string, app_origins(stack.host_url))
 
         _wait(face, _http_ok(f"{stack.face_endpoint}/_emulator/health"), what="emulator healthy", timeout=60)
+
+        progress("starting the door-system stand-in (records the events it receives)")
+        (log_dir / "door-events.jsonl").unlink(missing_ok=True)  # this run's events only
+        sink = _spawn("door-events", [sys.executable, "-m", "local.events_sink", "--port", str(events_port),
+                                      "--out", str(log_dir / "door-events.jsonl")], env=base_env, log_dir=log_dir, cwd=ROOT)
+        stack.children.append(sink)
+        _wait(sink, _http_ok(f"http://127.0.0.1:{events_port}/health"), what="subscriber ready", timeout=30)
 
         progress("starting the Functions host")
         host_env = dict(base_env)
@@ -310,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="blob,queue,table ports (default 10000,10001,10002)")
     parser.add_argument("--face-port", type=int, default=DEFAULT_FACE_PORT)
     parser.add_argument("--host-port", type=int, default=DEFAULT_HOST_PORT)
+    parser.add_argument("--events-port", type=int, default=DEFAULT_EVENTS_PORT,
+                        help="the door-system stand-in that records the app's CloudEvents")
     parser.add_argument("--face-data-dir", type=Path, default=FACE_DATA_DIR,
                         help="where the Face emulator keeps its state (survives restarts)")
     parser.add_argument("--log-dir", type=Path, default=LOG_DIR)
@@ -332,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     stack: Stack | None = None
     try:
         stack = start_stack(azurite_ports=(blob, queue, table), face_port=args.face_port, host_port=args.host_port,
-                            face_data_dir=args.face_data_dir, log_dir=args.log_dir,
+                            face_data_dir=args.face_data_dir, log_dir=args.log_dir, events_port=args.events_port,
                             on_progress=lambda msg: print(f"… {msg}", flush=True))
         _print_table(stack)
         while True:

@@ -16,6 +16,10 @@
    exactly the two excluded paths (health and the Event Grid blob webhook); ``PRINCIPAL_SOURCE``
    is set to ``'appservice'`` and never ``local``; ``WEBSITE_AUTH_ENABLED`` is never set (App
    Service sets it itself).
+5. The consent ledger's anchors are WORM: a container-level ``immutabilityPolicies`` resource
+   whose parent is the container named by ``ledgerAnchorsContainerName``, with a retention period
+   and no protected appends (also policy CKV2_FACEENR_21); and, because ARM can only create the
+   policy Unlocked (the lock is an action), both post-deploy scripts lock it.
 
 What this cannot do: type/semantic validation (unknown properties, wrong API versions, undefined
 symbols). That needs the Bicep compiler (``az bicep build``) or ``az deployment sub what-if``,
@@ -364,6 +368,44 @@ def source_skips(paths: Iterable[Path]) -> list[tuple[Path, int, str, str]]:
     return found
 
 
+def worm_problems(infra: Path, scripts: Path | None = None) -> list[str]:
+    """Why the ledger anchors would not be write-once; empty when the policy is declared and locked."""
+    problems: list[str] = []
+    anchors: list[str] = []
+    policies: list[tuple[str, str]] = []
+    for path in bicep_files(infra):
+        code = strip_comments(path.read_text(encoding="utf-8"))
+        for symbol, rtype, existing, body in resource_blocks(code):
+            if existing:
+                continue
+            low = rtype.lower()
+            if low == "microsoft.storage/storageaccounts/blobservices/containers" and re.search(
+                    r"\bname:\s*ledgerAnchorsContainerName\b", body):
+                anchors.append(symbol)
+            if low == "microsoft.storage/storageaccounts/blobservices/containers/immutabilitypolicies":
+                policies.append((symbol, body))
+    if not anchors:
+        problems.append("no container named ledgerAnchorsContainerName (the consent ledger's anchors)")
+    for anchor in anchors:
+        mine = [(sym, body) for sym, body in policies if re.search(rf"\bparent:\s*{re.escape(anchor)}\b", body)]
+        if not mine:
+            problems.append(f"container {anchor} has no immutabilityPolicies resource (WORM)")
+        for sym, body in mine:
+            if not re.search(r"\bimmutabilityPeriodSinceCreationInDays:\s*\S+", body):
+                problems.append(f"{sym}: no immutabilityPeriodSinceCreationInDays")
+            if re.search(r"\ballowProtectedAppendWrites(All)?:\s*true\b", body):
+                problems.append(f"{sym}: protected append writes are allowed")
+    scripts = scripts if scripts is not None else infra.parent / "scripts"
+    for name in ("post-deploy.sh", "post-deploy.ps1"):
+        script = scripts / name
+        text = script.read_text(encoding="utf-8") if script.is_file() else ""
+        code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+        if not re.search(r"az storage container immutability-policy lock\b", code):
+            problems.append(f"scripts/{name} does not lock the anchors' immutability policy "
+                            "(an unlocked policy can be shortened or deleted)")
+    return problems
+
+
 def check(
     infra: Path, checkov_path: str | None, policies: Path | None, out: Callable[[str], None] = print
 ) -> int:
@@ -398,6 +440,13 @@ def check(
     for problem in auth:
         out(f"  {problem}")
         outcome.fail(f"auth: {problem}")
+
+    # 5. the ledger anchors are WORM, and locked
+    worm = worm_problems(infra)
+    out(f"[worm] ledger anchors' immutability policy: {len(worm)} problem(s)")
+    for problem in worm:
+        out(f"  {problem}")
+        outcome.fail(f"worm: {problem}")
 
     # 2. checkov
     try:

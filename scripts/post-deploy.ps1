@@ -24,6 +24,17 @@ $subscriptionName = if ($env:EVENTGRID_SUBSCRIPTION_NAME) { $env:EVENTGRID_SUBSC
 $apiVersion = '2025-02-15'
 $waitSeconds = if ($env:KEY_WAIT_SECONDS) { [int]$env:KEY_WAIT_SECONDS } else { 300 }
 
+# Lock the WORM policy of the consent ledger's anchors (see scripts/post-deploy.sh).
+$anchors = if ($env:LEDGER_ANCHORS_CONTAINER_NAME) { $env:LEDGER_ANCHORS_CONTAINER_NAME } else { 'ledger-anchors' }
+$photoAccount = ($env:PHOTO_STORAGE_ACCOUNT_ID -split '/')[-1]
+$wormState = az storage container immutability-policy show -g $rg --account-name $photoAccount -c $anchors --query state -o tsv
+if ($wormState -ne 'Locked') {
+    $wormEtag = az storage container immutability-policy show -g $rg --account-name $photoAccount -c $anchors --query etag -o tsv
+    az storage container immutability-policy lock -g $rg --account-name $photoAccount -c $anchors --if-match $wormEtag --output none
+    if ($LASTEXITCODE -ne 0) { throw "could not lock the WORM policy of $anchors" }
+    Write-Host "post-deploy: WORM policy of $anchors locked"
+}
+
 $hostName = az functionapp show -g $rg -n $app --query defaultHostName -o tsv
 # The photo account's CORS rule allows the origin infra/main.bicep computes (functionAppOrigin).
 if ($hostName -ne "$app.azurewebsites.net") {

@@ -37,6 +37,23 @@ KEY_WAIT_SECONDS="${KEY_WAIT_SECONDS:-300}"
 rg="$AZURE_RESOURCE_GROUP"
 app="$AZURE_FUNCTION_APP_NAME"
 
+# Lock the WORM policy of the consent ledger's anchors (infra/app/storage.bicep). ARM creates the
+# time-based retention policy Unlocked; the lock is an action, not a property, so it cannot be in
+# Bicep. Once Locked it can only be extended: nobody, admins included, can shorten or delete it.
+# Idempotent: a policy that is already Locked is left alone. scripts/check_infra.py fails the build
+# if this step disappears.
+LEDGER_ANCHORS_CONTAINER_NAME="${LEDGER_ANCHORS_CONTAINER_NAME:-ledger-anchors}"
+photo_account="${PHOTO_STORAGE_ACCOUNT_ID##*/}"
+worm_state="$(az storage container immutability-policy show -g "$rg" --account-name "$photo_account" \
+  -c "$LEDGER_ANCHORS_CONTAINER_NAME" --query state -o tsv)"
+if [[ "$worm_state" != "Locked" ]]; then
+  worm_etag="$(az storage container immutability-policy show -g "$rg" --account-name "$photo_account" \
+    -c "$LEDGER_ANCHORS_CONTAINER_NAME" --query etag -o tsv)"
+  az storage container immutability-policy lock -g "$rg" --account-name "$photo_account" \
+    -c "$LEDGER_ANCHORS_CONTAINER_NAME" --if-match "$worm_etag" --output none
+  echo "post-deploy: WORM policy of ${LEDGER_ANCHORS_CONTAINER_NAME} locked"
+fi
+
 host="$(az functionapp show -g "$rg" -n "$app" --query defaultHostName -o tsv)"
 # The photo account's CORS rule allows the origin infra/main.bicep computes (functionAppOrigin):
 # say so loudly if the platform gave the app another host name (browser uploads would fail CORS).

@@ -17,13 +17,15 @@ from shared.settings import Settings
 if TYPE_CHECKING:  # types only: the modules are imported on first build (cold start)
     from shared.adapters.repositories import Repositories
     from shared.domain.pacing import TokenBucket
-    from shared.ports import FacePort, MessagePublisherPort, PhotoStorePort, RecordStorePort
+    from shared.ports import AnchorStorePort, EventPublisherPort, FacePort, MessagePublisherPort, PhotoStorePort, RecordStorePort
     from shared.services.access import AccessService
     from shared.services.audit import AuditLog
     from shared.services.consent import ConsentService
     from shared.services.enrollment import EnrollmentService
+    from shared.services.events import EventOutbox
     from shared.services.footprint import FootprintService
     from shared.services.groups import GroupDirectory, TrainingCoordinator
+    from shared.services.ledger import ConsentLedger
     from shared.services.purge import PurgeService
     from shared.services.quotas import QuotaService
     from shared.services.readiness import ReadinessService
@@ -48,6 +50,10 @@ class Services:
     audit: AuditLog
     groups: GroupDirectory
     training: TrainingCoordinator
+    anchors: AnchorStorePort
+    event_publisher: EventPublisherPort
+    events: EventOutbox
+    ledger: ConsentLedger
     consent: ConsentService
     enrollment: EnrollmentService
     revocation: RevocationService
@@ -61,7 +67,8 @@ class Services:
 
 def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None = None,
           records: RecordStorePort | None = None, photos: PhotoStorePort | None = None,
-          publisher: MessagePublisherPort | None = None, credential: Any = None,
+          publisher: MessagePublisherPort | None = None, anchors: AnchorStorePort | None = None,
+          events: EventPublisherPort | None = None, credential: Any = None,
           face_budget: TokenBucket | None = None) -> Services:
     """Adapters from settings, except those given: tests pass in-memory fakes (tests/fakes.py) or
     real adapters wrapped with faults. Nothing is connected here; adapters connect on first use.
@@ -79,8 +86,10 @@ def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None =
     from shared.services.audit import AuditLog
     from shared.services.consent import ConsentService
     from shared.services.enrollment import EnrollmentService
+    from shared.services.events import EventOutbox
     from shared.services.footprint import FootprintService
     from shared.services.groups import GroupDirectory, PersonFactory, TrainingCoordinator
+    from shared.services.ledger import ConsentLedger
     from shared.services.purge import PurgeService
     from shared.services.quotas import QuotaService
     from shared.services.reenrollment import ReenrollmentService
@@ -116,34 +125,54 @@ def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None =
 
             publisher = ServiceBusPublisher(fully_qualified_namespace=str(settings.servicebus_namespace),
                                             credential=credential or clients.credential())
+    if anchors is None:
+        from shared.adapters.blob_anchors import BlobAnchorStore
+
+        anchors = BlobAnchorStore(clients, container=settings.ledger_anchors_container)
+    if events is None:
+        from shared.adapters.event_publishers import EventGridPublisher, HeldEvents, HttpCloudEventsPublisher
+
+        if settings.events_transport == "http" and settings.events_sink_url:
+            events = HttpCloudEventsPublisher(url=settings.events_sink_url, source=settings.events_source)
+        elif not settings.eventgrid_topic_endpoint:
+            events = HeldEvents()
+        else:
+            events = EventGridPublisher(endpoint=str(settings.eventgrid_topic_endpoint), source=settings.events_source,
+                                        credential=credential or clients.credential())
     repos = Repositories(records)
+    outbox = EventOutbox(repos, events, clock=clock)
     audit = AuditLog(repos, clock=clock, hash_key=settings.audit_hash_key)
-    consent = ConsentService(repos, photos, audit, clock=clock, require_employee_id=settings.hr_require_employee_id)
+    ledger = ConsentLedger(repos, anchors, audit, clock=clock)
+    consent = ConsentService(repos, photos, audit, chain=ledger, clock=clock,
+                             require_employee_id=settings.hr_require_employee_id)
     groups = GroupDirectory(repos, face, settings, clock=clock)
     training = TrainingCoordinator(groups, face, clock=clock, coalesce_seconds=settings.training_coalesce_seconds)
     persons = PersonFactory(repos, face, clock=clock)
     quotas = QuotaService(repos=repos, settings=settings, clock=clock)
     enrollment = EnrollmentService(repos=repos, photos=photos, face=face, consent=consent, audit=audit, groups=groups,
-                                   training=training, persons=persons, settings=settings, clock=clock, quotas=quotas)
+                                   training=training, persons=persons, settings=settings, clock=clock, events=outbox,
+                                   quotas=quotas)
     footprint = FootprintService(repos=repos, photos=photos, face=face, audit=audit, clock=clock,
                                  audit_retention_days=settings.audit_retention_days)
     revocation = RevocationService(repos=repos, photos=photos, face=face, consent=consent, audit=audit,
-                                   publisher=publisher, settings=settings, clock=clock, footprint=footprint)
+                                   publisher=publisher, settings=settings, clock=clock, footprint=footprint,
+                                   events=outbox)
     purge = PurgeService(repos=repos, photos=photos, face=face, revocation=revocation, audit=audit, groups=groups,
-                         training=training, settings=settings, clock=clock,
+                         training=training, ledger=ledger, settings=settings, clock=clock,
                          finish_replacement=enrollment.finish_replacement)
     paced = cast("FacePort", PacedCalls(face, face_budget)) if face_budget is not None else face
     reenrollment = ReenrollmentService(repos=repos, photos=photos, face=paced, audit=audit, publisher=publisher,
                                        consent=consent, groups=groups,
                                        persons=PersonFactory(repos, paced, clock=clock) if face_budget is not None else persons,
-                                       settings=settings, clock=clock)
+                                       settings=settings, clock=clock, events=outbox)
     access = AccessService(repos=repos, photos=photos, audit=audit, consent=consent, enrollment=enrollment,
                            footprint=footprint, revocation=revocation, clock=clock, sas_ttl_minutes=settings.sas_ttl_minutes,
                            audit_retention_days=settings.audit_retention_days)
     readiness = _readiness(settings, clock=clock, face=face, repos=repos, audit=audit, credential=credential,
                            own_face=face_given is None, own_records=given_records is None)
     return Services(settings=settings, records=records, repos=repos, photos=photos, face=face, publisher=publisher,
-                    audit=audit, groups=groups, training=training, consent=consent, enrollment=enrollment,
+                    audit=audit, groups=groups, training=training, anchors=anchors, ledger=ledger,
+                    event_publisher=events, events=outbox, consent=consent, enrollment=enrollment,
                     revocation=revocation, footprint=footprint, purge=purge, reenrollment=reenrollment, access=access,
                     quotas=quotas, readiness=readiness)
 

@@ -103,6 +103,23 @@ class MessagePublisherPort(Protocol):
     def send(self, destination: str, messages: Sequence[OutgoingMessage]) -> None: ...
 
 
+@dataclass(frozen=True)
+class OutgoingEvent:
+    """A CloudEvent 1.0 for the door systems (docs/door-events.schema.json)."""
+
+    id: str
+    type: str
+    subject: str
+    time: datetime
+    data: Mapping[str, object]
+
+
+class EventPublisherPort(Protocol):
+    """Publishes CloudEvents: Event Grid in Azure, an HTTP subscriber on the local stack."""
+
+    def publish(self, events: Sequence[OutgoingEvent]) -> None: ...
+
+
 # --- Records (Table storage) ------------------------------------------------------------------
 class RecordStorePort(Protocol):
     """Entities are dicts with PartitionKey/RowKey; updates are optimistic on the ETag."""
@@ -159,3 +176,12 @@ class BusProbePort(Protocol):
     def check_subscription(self, topic: str, subscription: str) -> None:
         """The topic subscription exists and the app may receive from it (a peek)."""
         ...
+
+
+# --- Ledger anchors (a WORM blob container) -----------------------------------------------------
+class AnchorStorePort(Protocol):
+    """Write-once documents: in Azure a container with a locked time-based retention policy."""
+
+    def write_anchor(self, name: str, data: bytes) -> bool: ...  # False when it exists already (never overwritten)
+    def list_anchors(self) -> list[str]: ...
+    def read_anchor(self, name: str) -> bytes: ...

@@ -221,6 +221,7 @@ class PurgeReport:
     step_ms: dict[str, int] = field(default_factory=dict)
     errors: list[dict[str, str]] = field(default_factory=list)
     duration_ms: int = 0
+    ledger_anchor: dict[str, object] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -233,7 +234,7 @@ class PurgeReport:
             "pendingReplacements": self.pending_replacements, "finishedReplacements": self.finished_replacements,
             "rowsRead": dict(self.rows_read), "readPlans": dict(self.read_plans), "orphanScan": dict(self.orphan_scan),
             "stepMs": dict(self.step_ms),
-            "errors": list(self.errors), "durationMs": self.duration_ms,
+            "errors": list(self.errors), "durationMs": self.duration_ms, "ledgerAnchor": dict(self.ledger_anchor),
         }
 
 

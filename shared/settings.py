@@ -84,12 +84,22 @@ SETTINGS: tuple[SettingSpec, ...] = (
     # --- names used by bindings (%NAME%) and by the code ---
     SettingSpec("UPLOADS_CONTAINER", "uploads", "both", "Container the front ends upload photos to (SAS, create-only)."),
     SettingSpec("KEPT_PHOTOS_CONTAINER", "kept-photos", "both", "Container of photos kept with `storePhotos` consent."),
+    SettingSpec("LEDGER_ANCHORS_CONTAINER", "ledger-anchors", "both",
+                "WORM container (locked time-based retention) of the consent ledger's daily anchors."),
     SettingSpec("TABLE_PREFIX", "faceenroll", "both", "Prefix of every table name this app uses."),
     SettingSpec("REVOCATIONS_QUEUE", "revocations", "both", "Service Bus queue of revocation commands."),
     SettingSpec("MODEL_UPDATES_QUEUE", "model-updates", "both", "Service Bus queue that starts a re-enrollment."),
     SettingSpec("REENROLL_WORK_QUEUE", "reenroll-work", "both", "Service Bus queue of re-enrollment work items."),
     SettingSpec("HR_EVENTS_TOPIC", "hr-events", "both", "Service Bus topic the HR system publishes CloudEvents to."),
     SettingSpec("HR_EVENTS_SUBSCRIPTION", "face-enrollment", "both", "Subscription of this app on the HR topic."),
+    SettingSpec("EVENTGRID_TOPIC_ENDPOINT", None, "azure",
+                "Endpoint of the Event Grid topic that door systems subscribe to (CloudEvents; managed identity)."),
+    SettingSpec("EVENTS_TRANSPORT", "eventgrid", "local",
+                "`eventgrid`, or `http` on the local stack: events are POSTed to `EVENTS_SINK_URL`."),
+    SettingSpec("EVENTS_SINK_URL", None, "local", "The local stack's event subscriber (`http` transport)."),
+    SettingSpec("EVENTS_SOURCE", "/faceenrollment", "both", "CloudEvents `source` of the door-system events."),
+    SettingSpec("EVENTS_SCHEDULE", "*/30 * * * * *", "both",
+                "NCRONTAB schedule of events_sender, which publishes the outbox (UTC)."),
     SettingSpec("PURGE_SCHEDULE", "0 0 3 * * *", "both", "NCRONTAB schedule of purge_timer (UTC)."),
     # --- identity and policy ---
     SettingSpec("PRINCIPAL_SOURCE", "appservice", "both",
@@ -224,11 +234,16 @@ class Settings:
     face_max_retries: int = _int(_NO_ENV, "FACE_MAX_RETRIES")
     uploads_container: str = _str(_NO_ENV, "UPLOADS_CONTAINER")
     kept_photos_container: str = _str(_NO_ENV, "KEPT_PHOTOS_CONTAINER")
+    ledger_anchors_container: str = _str(_NO_ENV, "LEDGER_ANCHORS_CONTAINER")
     table_prefix: str = _str(_NO_ENV, "TABLE_PREFIX")
     revocations_queue: str = _str(_NO_ENV, "REVOCATIONS_QUEUE")
     model_updates_queue: str = _str(_NO_ENV, "MODEL_UPDATES_QUEUE")
     reenroll_work_queue: str = _str(_NO_ENV, "REENROLL_WORK_QUEUE")
     hr_events_topic: str = _str(_NO_ENV, "HR_EVENTS_TOPIC")
+    eventgrid_topic_endpoint: str | None = None
+    events_transport: str = _str(_NO_ENV, "EVENTS_TRANSPORT")
+    events_sink_url: str | None = None
+    events_source: str = _str(_NO_ENV, "EVENTS_SOURCE")
     hr_events_subscription: str = _str(_NO_ENV, "HR_EVENTS_SUBSCRIPTION")
     user_key_claim: str = _str(_NO_ENV, "USER_KEY_CLAIM")
     hr_key_claim: str = _str(_NO_ENV, "HR_KEY_CLAIM")
@@ -303,11 +318,16 @@ class Settings:
             face_max_retries=_int(e, "FACE_MAX_RETRIES"),
             uploads_container=_str(e, "UPLOADS_CONTAINER"),
             kept_photos_container=_str(e, "KEPT_PHOTOS_CONTAINER"),
+            ledger_anchors_container=_str(e, "LEDGER_ANCHORS_CONTAINER"),
             table_prefix=_str(e, "TABLE_PREFIX"),
             revocations_queue=_str(e, "REVOCATIONS_QUEUE"),
             model_updates_queue=_str(e, "MODEL_UPDATES_QUEUE"),
             reenroll_work_queue=_str(e, "REENROLL_WORK_QUEUE"),
             hr_events_topic=_str(e, "HR_EVENTS_TOPIC"),
+            eventgrid_topic_endpoint=_opt(e, "EVENTGRID_TOPIC_ENDPOINT"),
+            events_transport=_str(e, "EVENTS_TRANSPORT").strip().lower(),
+            events_sink_url=_opt(e, "EVENTS_SINK_URL"),
+            events_source=_str(e, "EVENTS_SOURCE"),
             hr_events_subscription=_str(e, "HR_EVENTS_SUBSCRIPTION"),
             user_key_claim=_str(e, "USER_KEY_CLAIM"),
             hr_key_claim=_str(e, "HR_KEY_CLAIM"),

@@ -10,6 +10,8 @@ fake and its real adapter (Azurite, the Face emulator), so they cannot drift:
 - ``FakeFace``: groups, persons, faces, training and identification. Identity comes from the
   photo: ``photo(identity)`` paints an image whose mean colour encodes the identity, and detect
   reads it back (a deterministic stand-in for a face vector).
+- ``FakeAnchors``: the WORM container of ledger anchors (create-only, as the locked policy makes it).
+- ``FakeEvents``: the door systems' CloudEvents, as published.
 - ``FakePublisher``: keeps every message with its scheduled time; ``due(now)`` pops what is visible.
 
 Every call first runs ``self.hook(name)`` (a no-op by default): the service tier's crash matrix
@@ -512,6 +514,39 @@ class Sent:
 
     def json(self) -> Any:
         return json.loads(self.message.body)
+
+
+class FakeAnchors(_Hooked):
+    """``AnchorStorePort`` in memory: create-only, never overwritten (the locked WORM policy)."""
+
+    def __init__(self) -> None:
+        self.blobs: dict[str, bytes] = {}
+
+    def write_anchor(self, name: str, data: bytes) -> bool:
+        self._at("anchors.write")
+        if name in self.blobs:
+            return False
+        self.blobs[name] = bytes(data)
+        return True
+
+    def list_anchors(self) -> list[str]:
+        self._at("anchors.list")
+        return sorted(self.blobs)
+
+    def read_anchor(self, name: str) -> bytes:
+        self._at("anchors.read")
+        return self.blobs[name]
+
+
+class FakeEvents(_Hooked):
+    """``EventPublisherPort`` in memory: every CloudEvent published, in order (a door system's view)."""
+
+    def __init__(self) -> None:
+        self.published: list[Any] = []
+
+    def publish(self, events: Sequence[Any]) -> None:
+        self._at("events.publish")
+        self.published.extend(events)
 
 
 class FakePublisher(_Hooked):

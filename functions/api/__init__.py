@@ -223,6 +223,14 @@ def readiness(req: func.HttpRequest) -> func.HttpResponse:
     return _respond(run)
 
 
+@bp.route(route="admin/ledger/verify", methods=["POST"], auth_level=ANON)
+def verify_ledger(req: func.HttpRequest) -> func.HttpResponse:
+    def run() -> Reply:
+        s, p = _ctx(req, admin="verify the consent ledger")
+        return Reply(200, s.ledger.verify(actor=p.user_key).as_json())
+    return _respond(run)
+
+
 @bp.route(route="admin/reenrollments", methods=["POST"], auth_level=ANON)
 def start_reenrollment(req: func.HttpRequest) -> func.HttpResponse:
     def run() -> Reply:

@@ -78,6 +78,18 @@ param uploadsContainerName string = 'uploads'
 @description('KEPT_PHOTOS_CONTAINER: Container of photos kept with `storePhotos` consent.')
 param keptPhotosContainerName string = 'kept-photos'
 
+@description('LEDGER_ANCHORS_CONTAINER: WORM container (locked time-based retention) of the consent ledger\'s daily anchors.')
+param ledgerAnchorsContainerName string = 'ledger-anchors'
+
+@description('EVENTGRID_TOPIC_ENDPOINT: Endpoint of the Event Grid topic that door systems subscribe to.')
+param doorEventsTopicEndpoint string
+
+@description('EVENTS_SOURCE: CloudEvents `source` of the door-system events.')
+param eventsSource string = '/faceenrollment'
+
+@description('EVENTS_SCHEDULE: NCRONTAB schedule of events_sender, which publishes the outbox (UTC).')
+param eventsSchedule string = '*/30 * * * * *'
+
 @description('TABLE_PREFIX: Prefix of every table name this app uses.')
 param tablePrefix string = 'faceenroll'
 
@@ -371,6 +383,22 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'KEPT_PHOTOS_CONTAINER'
           value: keptPhotosContainerName
+        }
+        {
+          name: 'LEDGER_ANCHORS_CONTAINER'
+          value: ledgerAnchorsContainerName
+        }
+        {
+          name: 'EVENTGRID_TOPIC_ENDPOINT'
+          value: doorEventsTopicEndpoint
+        }
+        {
+          name: 'EVENTS_SOURCE'
+          value: eventsSource
+        }
+        {
+          name: 'EVENTS_SCHEDULE'
+          value: eventsSchedule
         }
         {
           name: 'TABLE_PREFIX'

@@ -22,6 +22,7 @@ param hrEventsSubscriptionName string
 param faceAccountName string
 param applicationInsightsName string
 param systemTopicPrincipalId string
+param doorEventsTopicName string
 
 @description('Optional object id of the HR system identity; empty = no assignment.')
 param hrSystemPrincipalId string = ''
@@ -36,6 +37,7 @@ var roles = {
   serviceBusDataReceiver: '4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0'
   cognitiveServicesUser: 'a97b65f3-24c7-4388-baec-2e87135dc908'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
+  eventGridDataSender: 'd5a91429-5739-47e2-a06b-3470a27159e7'
 }
 
 resource hostStorage 'Microsoft.Storage/storageAccounts@2024-01-01' existing = {
@@ -175,6 +177,22 @@ resource photoTableContributor 'Microsoft.Authorization/roleAssignments@2022-04-
     principalId: appPrincipalId
     principalType: 'ServicePrincipal'
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageTableDataContributor)
+  }
+}
+
+// EventGrid Data Sender on the door-events topic only: events_sender publishes the outbox with the
+// app's identity (the topic accepts no keys). Nobody else can publish to it.
+resource doorEventsTopic 'Microsoft.EventGrid/topics@2025-02-15' existing = {
+  name: doorEventsTopicName
+}
+
+resource doorEventsSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(doorEventsTopic.id, appPrincipalId, roles.eventGridDataSender)
+  scope: doorEventsTopic
+  properties: {
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.eventGridDataSender)
   }
 }
 

@@ -19,6 +19,12 @@ param deploymentContainerName string
 param uploadsContainerName string
 param keptPhotosContainerName string
 param deadLetterContainerName string
+param ledgerAnchorsContainerName string
+
+@description('Days each consent-ledger anchor is kept immutable (WORM). The legal proof period of consent: once the policy is locked (scripts/post-deploy.sh) it can only be extended, never shortened or removed.')
+@minValue(1)
+@maxValue(146000)
+param ledgerAnchorRetentionDays int = 2555
 
 @description('Lifecycle backstop: delete blobs in the uploads container older than this many days (the app purges stale uploads after UPLOAD_MAX_AGE_MINUTES itself).')
 param uploadsMaxAgeDays int = 1
@@ -226,6 +232,37 @@ resource deadLetterContainer 'Microsoft.Storage/storageAccounts/blobServices/con
   }
 }
 
+// The consent ledger's daily anchors (a Merkle root over every user's hash chain head, written by
+// purge_timer): write once, read many. Container-level time-based retention, not version-level:
+// version-level WORM needs blob versioning on the account, and versioning is off here on purpose
+// (ERASURE above, infra/policies/blob_versioning_off.yaml); container-level WORM needs no
+// versioning. ARM cannot create a policy in the Locked state: Bicep creates it Unlocked and
+// scripts/post-deploy.sh locks it (the lock action), after which nobody, admins included, can
+// shorten or delete it; the container cannot be deleted while it holds blobs under retention.
+// https://learn.microsoft.com/azure/storage/blobs/immutable-container-level-worm-policies
+// https://learn.microsoft.com/azure/storage/blobs/immutable-version-level-worm-policies
+// https://learn.microsoft.com/rest/api/storagerp/blob-containers/lock-immutability-policy
+// infra/policies/ledger_anchors_worm.yaml fails the build without the policy; check_infra.py
+// fails it if the post-deploy scripts stop locking it.
+resource ledgerAnchorsContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2024-01-01' = {
+  parent: photoBlobService
+  name: ledgerAnchorsContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+resource ledgerAnchorsImmutability 'Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies@2024-01-01' = {
+  parent: ledgerAnchorsContainer
+  name: 'default'
+  properties: {
+    immutabilityPeriodSinceCreationInDays: ledgerAnchorRetentionDays
+    // Anchors are written once, whole: no appends to protected blobs.
+    allowProtectedAppendWrites: false
+    allowProtectedAppendWritesAll: false
+  }
+}
+
 // Tables (TABLE_PREFIX + suffix, prefix `faceenroll`) are created by the app at run time
 // (create-if-not-exists with its Storage Table Data Contributor role), so none are declared here.
 
@@ -304,3 +341,4 @@ output deploymentContainerName string = deploymentContainer.name
 output uploadsContainerName string = uploadsContainer.name
 output keptPhotosContainerName string = keptPhotosContainer.name
 output deadLetterContainerName string = deadLetterContainer.name
+output ledgerAnchorsContainerName string = ledgerAnchorsContainer.name

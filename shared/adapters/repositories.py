@@ -187,6 +187,7 @@ TABLE_CONSENT, TABLE_STATE, TABLE_AUDIT, TABLE_OVERRIDES, TABLE_RECEIPTS = "cons
 TABLE_HR_INDEX, TABLE_RUNS, TABLE_ITEMS = "hrindex", "reenrollruns", "reenrollitems"
 TABLE_CONSENT_BY_DAY, TABLE_UPLOADS_BY_MINUTE = "consentbyday", "uploadsbyminute"
 TABLE_ATTEMPTS, TABLE_PENDING_ERASURES, TABLE_COUNTERS = "personattempts", "erasurespending", "counters"
+TABLE_OUTBOX = "outbox"
 
 USERS = Layout(TABLE_USERS, rec.User, pk="user_key", rk_const="user")
 UPLOADS = Layout(TABLE_UPLOADS, rec.Upload, pk="user_key", rk="upload_id")
@@ -209,6 +210,8 @@ CONSENT_DUE = Layout(TABLE_CONSENT_BY_DAY, rec.ConsentDue, pk="day", rk="user_ke
                      renamed={"grant_entry_id": "grantRowKey"})
 UPLOADS_DUE = Layout(TABLE_UPLOADS_BY_MINUTE, rec.UploadDue, pk="minute", rk="upload_id")
 AUDIT = Layout(TABLE_AUDIT, rec.AuditEntry, pk="day", rk="entry_id")
+OUTBOX = Layout(TABLE_OUTBOX, rec.OutboxEvent, pk="event_id", rk_const="event")
+OUTBOX_PENDING = Layout(TABLE_OUTBOX, rec.OutboxPending, pk_const="pending", rk="event_id")
 
 
 TABLE_QUOTAS = "quotas"
@@ -243,6 +246,8 @@ class Repositories:
         self.items = Repository(store, ITEMS)
         self.consent_due = Repository(store, CONSENT_DUE)
         self.uploads_due = Repository(store, UPLOADS_DUE)
+        self.outbox = Repository(store, OUTBOX)
+        self.outbox_pending = Repository(store, OUTBOX_PENDING)
         self.audit = Repository(store, AUDIT)
         self.attempts = Repository(store, ATTEMPTS)
         self.pending_erasures = Repository(store, PENDING_ERASURES)

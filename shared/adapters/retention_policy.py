@@ -45,6 +45,11 @@ class RetentionPolicy:
         return int(self.kind("auditLog")["maxDays"])
 
     @property
+    def ledger_anchor_days(self) -> int:
+        """The ledger anchors' immutability period (the WORM container's locked retention, set in Bicep)."""
+        return int(self.kind("ledgerAnchors")["proofPeriodDays"])
+
+    @property
     def renewal_notice_days(self) -> int:
         return int(self.document["renewal"]["noticeDays"])
 

@@ -104,6 +104,10 @@ class LedgerEntry(Record):
     reason: str | None = None
     requested_by: str | None = None
     plan: dict[str, int] = field(default_factory=dict)
+    # the hash chain (shared/domain/ledger_chain.py): 1-based place in the user's chain, and the
+    # SHA-256 of the entry before it (the genesis value for the first)
+    seq: int = 0
+    prev_sha256: str | None = None
 
 
 @dataclass(kw_only=True)
@@ -289,6 +293,32 @@ class AuditEntry(Record):
 
 
 @dataclass(kw_only=True)
+class OutboxEvent(Record):
+    """An event for the door systems, written in the step that makes the change (the outbox).
+
+    ``event_id`` is deterministic (the same change always gives the same id), and the row is
+    insert-only: a retried step finds it and writes nothing new, so a change is announced once.
+    """
+
+    event_id: str
+    type: str = ""
+    subject: str = ""
+    time: str = ""
+    data: dict[str, object] = field(default_factory=dict)
+    status: str = "pending"  # pending | sent
+    sent_at: str | None = None
+    attempts: int = 0
+
+
+@dataclass(kw_only=True)
+class OutboxPending(Record):
+    """The sender's work list: one row per event not yet sent (deleted once it is)."""
+
+    event_id: str
+    time: str = ""
+
+
+@dataclass(kw_only=True)
 class QuotaWindow(Record):
     """How much one user used in one window (a minute of requests, a day of upload sessions).
 
@@ -299,4 +329,3 @@ class QuotaWindow(Record):
     subject: str
     window: str
     count: int = 0
-

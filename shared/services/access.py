@@ -34,7 +34,9 @@ from shared.services.revocation import RevocationService
 #: Ledger fields a user sees, by column name (never a personId: the ledger holds none).
 LEDGER_FIELDS = (("kind", "kind"), ("at", "at"), ("accepted", "accepted"), ("terms_version", "termsVersion"),
                  ("terms_sha256", "termsSha256"), ("store_photos", "storePhotos"), ("client", "client"),
-                 ("request_id", "requestId"), ("receipt_id", "receiptId"), ("reason", "reason"))
+                 ("request_id", "requestId"), ("receipt_id", "receiptId"), ("reason", "reason"),
+                 # the hash chain (shared/domain/ledger_chain.py): with these a user can check their own chain
+                 ("seq", "seq"), ("prev_sha256", "prevSha256"))
 LEDGER_EVENT = {"consent": "consented", "decline": "declined", "revocation": "withdrawn"}
 
 
@@ -101,6 +103,7 @@ class AccessService:
                            "storePhotos": bool(user.store_photos) if user else False},
             "receipts": receipts,
             "audit": audit,
+            "doorEvents": self._door_events(user_key),
             "held": {"erasable": fp.counts(), "retained": fp.retained(),
                      "faceTemplates": {"count": len(fp.persons),
                                        "note": "Face templates are held by Azure Face and are never exported."}},
@@ -136,6 +139,19 @@ class AccessService:
             out.append({"at": row.at, "action": row.action, "actor": actor,
                         "about": "you" if row.subject == me else None, "details": dict(row.details)})
         return sorted(out, key=lambda a: str(a["at"]))
+
+    def _door_events(self, user_key: str) -> list[dict[str, Any]]:
+        """What the door systems were told about the user (the outbox keeps it, with the user key): a scan of
+        the outbox table, as the audit events are a scan of the audit retention (an access request is rare)."""
+        subject = f"users/{user_key}"
+        out = []
+        for event in self._repos.outbox.range(only=["type", "subject", "time", "status", "sent_at", "data"]):
+            if event.subject != subject:
+                continue  # another user's, a group's, or a row of the sender's work list
+            data = {k: v for k, v in event.data.items() if k != "userKey"}
+            out.append({"type": event.type, "at": event.time, "status": event.status, "sentAt": event.sent_at,
+                        "data": data})
+        return sorted(out, key=lambda e: str(e["at"]))
 
     # --- one's own kept photo, one's own receipt ------------------------------------------------------
     def photo_link(self, command: ReadOwn) -> PhotoLink:

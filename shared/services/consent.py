@@ -28,17 +28,19 @@ from shared.ports import PhotoStorePort
 from shared.results import ConsentDeclined, ConsentGranted
 from shared.services.audit import AuditLog
 from shared.services.footprint import hr_rows
+from shared.services.ledger import ConsentLedger
 
 log = logging.getLogger("shared.consent")
 
 
 class ConsentService:
-    def __init__(self, repos: Repositories, photos: PhotoStorePort, audit: AuditLog, *,
+    def __init__(self, repos: Repositories, photos: PhotoStorePort, audit: AuditLog, *, chain: ConsentLedger,
                  clock: Callable[[], datetime], terms: Callable[[], Terms] = current_terms,
                  require_employee_id: bool = False, policy: Callable[[], RetentionPolicy] = load_policy) -> None:
         self._policy = policy
         self._require_employee_id = require_employee_id
         self._repos = repos
+        self.chain = chain
         self._photos = photos
         self._audit = audit
         self._clock = clock
@@ -99,9 +101,11 @@ class ConsentService:
         # The retention index (purge_timer reads only the days that are due): written before the
         # grant, so every grant is found; the previous grant's row goes after, as it no longer counts.
         previous = latest_grant(self.ledger(principal.user_key))
+        # Linked into the user's hash chain now: it may move the entry id, which the index row names.
+        self.chain.prepare(entry)
         self._repos.consent_due.upsert(ConsentDue(day=day_key(now), user_key=principal.user_key,
                                                   grant_entry_id=entry.entry_id, at=entry.at))
-        self._repos.ledger.insert(entry)
+        self.chain.append(entry, prepared=True)
         previous_at = parse_iso(previous.at) if previous else None
         if previous_at is not None and day_key(previous_at) != day_key(now):
             self._repos.consent_due.delete(day_key(previous_at), principal.user_key)
@@ -130,7 +134,8 @@ class ConsentService:
         entry = LedgerEntry(user_key=user_key, entry_id=ledger_entry_id(now, uuid.uuid4().hex), kind="decline",
                             accepted=False, terms_version=terms.version, terms_sha256=terms.sha256, at=iso(now),
                             client=command.client[:200])
-        self._repos.ledger.insert(entry)
+        # Through the hash chain like every ledger write: a decline is proof too (of a refusal).
+        self.chain.append(entry)
         self._audit.write("consent.declined", actor=user_key, subject=user_key, termsVersion=terms.version)
         return ConsentDeclined(terms.version, entry.at)
 

@@ -46,6 +46,7 @@ from shared.results import (
 )
 from shared.services.audit import AuditLog
 from shared.services.consent import ConsentService
+from shared.services.events import EventOutbox
 from shared.services.groups import PRIMARY, ActiveGroup, GroupDirectory, PersonFactory, TrainingCoordinator
 from shared.services.quotas import QuotaService
 from shared.settings import Settings
@@ -67,11 +68,12 @@ ERASURE_PENDING_MESSAGE = ("Your consent is withdrawn and your data is being era
 class EnrollmentService:
     def __init__(self, *, repos: Repositories, photos: PhotoStorePort, face: FacePort, consent: ConsentService,
                  audit: AuditLog, groups: GroupDirectory, training: TrainingCoordinator, persons: PersonFactory,
-                 settings: Settings, clock: Callable[[], datetime], quotas: QuotaService | None = None,
-                 policy: RetentionPolicy | None = None) -> None:
+                 settings: Settings, clock: Callable[[], datetime], events: EventOutbox,
+                 quotas: QuotaService | None = None, policy: RetentionPolicy | None = None) -> None:
         self._quotas = quotas or QuotaService(repos=repos, settings=settings, clock=clock)
         self._policy = policy or load_policy()
         self._repos = repos
+        self._events = events
         self._photos = photos
         self._face = face
         self._consent = consent
@@ -193,6 +195,9 @@ class EnrollmentService:
             if not is_new(u) and u.status == dom.ACCEPTED:
                 self._repos.uploads.mutate(replaced, user_key, u.upload_id)
         self._training.request()  # the trained model forgets the deleted faces at the next training
+        # The door systems' event, before the marker (the session cleared): a crash in between is completed
+        # by the next call, which queues the same event (same id) again.
+        self._events.user_replaced(user_key, session_id=session)
         self._end_replacement(user_key, session, "replacement.completed", facesDeleted=faces, keptPhotosDeleted=photos,
                               newPhotos=len(accepted))
         return "replaced"
@@ -202,11 +207,13 @@ class EnrollmentService:
         delivery died between deleting the blob and recording the outcome, and no event will come again (the
         blob is gone). Its face is in Face, so it is recorded as accepted. Returns whether any was."""
         now, done = self._clock(), False
+        lease = timedelta(seconds=self._settings.upload_processing_lease_seconds)
         for upload in uploads:
             claimed = parse_iso(upload.claimed_at)
-            # No claim means a delivery released it on its way out: it is over, as is one whose lease ran out.
-            in_flight = claimed is not None and now - claimed < timedelta(seconds=self._settings.upload_processing_lease_seconds)
-            if (upload.status != dom.PROCESSING or not upload.persisted_face_id or in_flight
+            # The delivery is over when its lease has run out (the host died) or when it released its claim
+            # (it raised: ``_release_claim`` clears ``claimed_at`` and leaves the status processing).
+            if (upload.status != dom.PROCESSING or not upload.persisted_face_id
+                    or (claimed is not None and now - claimed < lease)
                     or upload.blob_name in self._photos.list_uploads(upload.blob_name)):
                 continue
             kept = bool(user.kept_token) and kept_name_for(str(user.kept_token), upload.upload_id) in self._photos.list_kept(
@@ -329,6 +336,11 @@ class EnrollmentService:
         # between the check above and the copy to kept photos.
         if self._consent.current(user_key) is None or self._repos.users.get(user_key) is None:
             return self._undo(upload, group.group_id, person_id, kept=kept_name)
+        # The door systems' event, before the upload blob goes and the upload is marked accepted (the
+        # step's completion marker): a crash before the blob is deleted redelivers the upload, which
+        # queues the same event again (one per enrollment attempt, not per photo); once the blob is
+        # gone the event is already queued (the stuck-upload completion needs no event of its own).
+        self._events.user_enrolled(user_key, attempt=current.person_attempt or "")
         self._photos.delete_upload(upload.blob_name)
         self._training.request()
         self._finish(upload, dom.ACCEPTED, kept=kept_name is not None)

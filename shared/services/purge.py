@@ -1,7 +1,8 @@
 """purge_timer: the scheduled sweep. Every run writes a report (counts per kind) to the audit log.
 
-Four steps, each idempotent and each tolerant of a crash of the one before (the next run resumes):
+Eight steps, each idempotent and each tolerant of a crash of the one before (the next run resumes):
 
+0. Erasures that began and were not verified complete (``erasurespending``), run again.
 1. Expired consents: the ``consentbyday`` rows up to the cutoff day (a key-range query), checked
    against the ledger, are erased exactly as a revocation is (same request id as a revocation of
    that consent, so the two cannot produce two receipts).
@@ -12,6 +13,12 @@ Four steps, each idempotent and each tolerant of a crash of the one before (the 
    ``storePhotos`` consent. This step is a scan by nature (of the group, the users and the kept
    photos); it is paged and its cost is reported apart, in ``orphanScan``.
 4. Superseded groups: ``state`` rows ``supersededgroup/<groupId>`` past ``GROUP_GRACE_DAYS``.
+5. Audit rows past the audit retention of the published policy.
+6. Photo replacements whose new faces are trained (nobody polled for them).
+7. The consent ledger's anchor: once a day, a Merkle root over every chain head, written to the
+   WORM container (shared/services/ledger.py). A scan of the ledger table, reported in
+   ``ledgerAnchor``; a second run the same day writes nothing. Last, so the anchor covers the
+   tombstones that step 1's erasures wrote.
 
 Steps 1, 2 and 4 read index rows that are due (plus a few stale ones), never the whole user base:
 ``rowsRead`` per step in the report shows it. A dry run reads the same and deletes nothing.
@@ -36,6 +43,7 @@ from shared.ports import FacePort, PhotoStorePort
 from shared.results import PurgeReport
 from shared.services.audit import AuditLog
 from shared.services.groups import GroupDirectory, TrainingCoordinator
+from shared.services.ledger import ConsentLedger
 from shared.services.revocation import RevocationService
 from shared.settings import Settings
 
@@ -56,11 +64,12 @@ class _Unchanged(Exception):
 
 class PurgeService:
     def __init__(self, *, repos: Repositories, photos: PhotoStorePort, face: FacePort, revocation: RevocationService,
-                 audit: AuditLog, groups: GroupDirectory, training: TrainingCoordinator, settings: Settings,
-                 clock: Callable[[], datetime], policy: RetentionPolicy | None = None,
+                 audit: AuditLog, groups: GroupDirectory, training: TrainingCoordinator, ledger: ConsentLedger,
+                 settings: Settings, clock: Callable[[], datetime], policy: RetentionPolicy | None = None,
                  finish_replacement: Callable[[str], str] | None = None) -> None:
         self._finish_replacement = finish_replacement
         self._repos = repos
+        self._ledger = ledger
         self._policy = policy or load_policy()
         self._groups_dir = groups
         self._photos = photos
@@ -83,7 +92,8 @@ class PurgeService:
             ("repairedErasures", self._repair_erasures),
             ("expiredConsents", self._expired_consents), ("staleUploads", self._stale_uploads),
             ("orphans", self._orphans), ("supersededGroups", self._superseded_groups),
-            ("expiredAuditRows", self._expired_audit_rows), ("replacements", self._replacements)]
+            ("expiredAuditRows", self._expired_audit_rows), ("replacements", self._replacements),
+            ("ledgerAnchor", self._ledger_anchor)]
         for name, step in steps:
             began = time.perf_counter()
             try:
@@ -160,6 +170,10 @@ class PurgeService:
     def _expired_audit_rows(self, report: PurgeReport, dry_run: bool, now: datetime) -> None:
         before = now - timedelta(days=self.periods()["auditDays"])
         report.expired_audit_rows += self._audit.expire(before=before, dry_run=dry_run)
+
+    # --- 7. the ledger's daily anchor ------------------------------------------------------------
+    def _ledger_anchor(self, report: PurgeReport, dry_run: bool, now: datetime) -> None:
+        report.ledger_anchor = self._ledger.anchor(dry_run=dry_run)
 
     # --- 1. consents not renewed within the retention --------------------------------------------
     def _expired_consents(self, report: PurgeReport, dry_run: bool, now: datetime) -> None:

@@ -61,6 +61,7 @@ from shared.ports import FacePort, MessagePublisherPort, OutgoingMessage, PhotoS
 from shared.results import ReenrollProgress
 from shared.services.audit import AuditLog
 from shared.services.consent import ConsentService
+from shared.services.events import EventOutbox
 from shared.services.groups import REENROLL_TARGET, GroupDirectory, PersonFactory
 from shared.settings import Settings
 
@@ -85,8 +86,9 @@ class LeaseLost(Exception):
 class ReenrollmentService:
     def __init__(self, *, repos: Repositories, photos: PhotoStorePort, face: FacePort, audit: AuditLog,
                  publisher: MessagePublisherPort, consent: ConsentService, groups: GroupDirectory,
-                 persons: PersonFactory, settings: Settings, clock: Callable[[], datetime]) -> None:
+                 persons: PersonFactory, settings: Settings, clock: Callable[[], datetime], events: EventOutbox) -> None:
         self._repos = repos
+        self._events = events
         self._photos = photos
         self._face = face
         self._audit = audit
@@ -533,6 +535,17 @@ class ReenrollmentService:
             self._repos.superseded.upsert(SupersededGroup(group_id=old_group, superseded_at=iso(now),
                                                           recognition_model=old_model, superseded_by=run.run_id))
             break
+
+        # The door systems' events, before the run is marked switched (the completion marker): a
+        # redelivered check after a crash finds the group switched and queues the same events again.
+        self._events.group_switched(run_id=run.run_id, group_id=run.new_group_id, recognition_model=run.target_model)
+        # Everyone still enrolled only in a group other than the new one must enroll again: those
+        # without kept photos (never in the run) and those whose photos failed. One pass over the
+        # users, as the fan-out made.
+        for user in self._repos.users.range(only=["person_id", "group_id", "new_group_id", "new_person_id"]):
+            moved = user.new_group_id == run.new_group_id and user.new_person_id
+            if user.person_id and user.group_id != run.new_group_id and not moved:
+                self._events.user_reenroll_required(user.user_key, run_id=run.run_id)
 
         def switched(r: ReenrollRun) -> None:
             r.switched_at = iso(now)

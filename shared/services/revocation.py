@@ -34,20 +34,23 @@ from shared.ports import FacePort, MessagePublisherPort, PhotoStorePort
 from shared.results import ErasedItems, ReceiptView, RevocationRequested
 from shared.services.audit import AuditLog
 from shared.services.consent import ConsentService
+from shared.services.events import EventOutbox
 from shared.services.footprint import Footprint, FootprintService, footprint_stores, hr_rows
 from shared.settings import Settings
 
 log = logging.getLogger("shared.revocation")
 
-RETAINED = ("consent ledger entries (proof of consent and of its withdrawal)", "this receipt")
+RETAINED = ("consent ledger entries (proof of consent and of its withdrawal)", "this receipt",
+            "the door-system events about the user (the user key and what was announced, no face data)")
 
 
 class RevocationService:
     def __init__(self, *, repos: Repositories, photos: PhotoStorePort, face: FacePort, consent: ConsentService,
                  audit: AuditLog, publisher: MessagePublisherPort, settings: Settings, clock: Callable[[], datetime],
-                 footprint: FootprintService) -> None:
+                 footprint: FootprintService, events: EventOutbox) -> None:
         self._footprint = footprint
         self._repos = repos
+        self._events = events
         self._photos = photos
         self._face = face
         self._consent = consent
@@ -142,7 +145,7 @@ class RevocationService:
                                     accepted=False, request_id=request_id, receipt_id=receipt_id, reason=reason,
                                     requested_by=requested_by, at=iso(now))
             try:
-                self._repos.ledger.insert(tombstone)
+                self._consent.chain.append(tombstone)
             except RecordExists:
                 pass
             ledger = self._consent.ledger(user_key)
@@ -190,6 +193,9 @@ class RevocationService:
                  "count": erased["users"]},
             ],
             retained=list(RETAINED), verified=True, checked=[*footprint_stores(tables)])
+        # The door systems' event, before the receipt (this step's completion marker): a crash in
+        # between redelivers the erasure, which queues the same event (same receipt id) again.
+        self._events.user_erased(user_key, receipt_id=receipt_id, reason=reason)
         try:
             self._repos.receipts.insert(receipt)
         except RecordExists:

@@ -158,6 +158,13 @@ BROKEN: dict[str, tuple[str, Callable[[str], str], str]] = {
                        "Microsoft.Insights/components.applicationInsights"),
     "CKV2_FACEENR_8": ("app/api.bicep", lambda text: _remove_auth_resource(text),
                        "Microsoft.Web/sites.functionApp"),
+    "CKV2_FACEENR_21": ("app/storage.bicep",
+                        _flip_in_resource("ledgerAnchorsImmutability", "allowProtectedAppendWrites: false",
+                                          "allowProtectedAppendWrites: true"),
+                        "Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies"
+                        ".ledgerAnchorsImmutability"),
+    "CKV2_FACEENR_22": ("app/doorevents.bicep", _flip_in_resource("topic", "disableLocalAuth: true", "disableLocalAuth: false"),
+                        "Microsoft.EventGrid/topics.topic"),
 }
 
 
@@ -294,6 +301,48 @@ def _failed_in(report: dict[str, Any], copy: Path) -> list[dict[str, Any]]:
         r for r in check_infra.results(report, "failed")
         if Path(r["file_abs_path"]).resolve().is_relative_to(copy.resolve())
     ]
+
+
+def _worm_copy(tmp_path: Path, edit: Callable[[str], str], script_edit: Callable[[str], str] | None = None) -> list[str]:
+    infra = _copy_infra(tmp_path / "infra")
+    storage = infra / "app" / "storage.bicep"
+    storage.write_text(edit(storage.read_text(encoding="utf-8")), encoding="utf-8")
+    scripts = tmp_path / "scripts"
+    scripts.mkdir()
+    for name in ("post-deploy.sh", "post-deploy.ps1"):
+        text = (ROOT / "scripts" / name).read_text(encoding="utf-8")
+        (scripts / name).write_text(script_edit(text) if script_edit else text, encoding="utf-8")
+    return check_infra.worm_problems(infra, scripts)
+
+
+def _remove_worm_policy(text: str) -> str:
+    start = text.index("resource ledgerAnchorsImmutability ")
+    end = text.index("\n}\n", start) + 3
+    return text[:start] + text[end:]
+
+
+def test_worm_check_passes_on_real_infra(tmp_path: Path) -> None:
+    assert check_infra.worm_problems(INFRA) == []
+    assert _worm_copy(tmp_path, lambda t: t) == []
+
+
+def test_worm_check_fails_without_the_policy(tmp_path: Path) -> None:
+    problems = _worm_copy(tmp_path, _remove_worm_policy)
+    assert any("no immutabilityPolicies resource" in p for p in problems), problems
+
+
+def test_worm_check_fails_with_protected_appends(tmp_path: Path) -> None:
+    problems = _worm_copy(tmp_path, _flip_in_resource("ledgerAnchorsImmutability", "allowProtectedAppendWrites: false",
+                                                      "allowProtectedAppendWrites: true"))
+    assert any("append" in p for p in problems), problems
+
+
+def test_worm_check_fails_when_the_policy_is_left_unlocked(tmp_path: Path) -> None:
+    def unlock(text: str) -> str:
+        return "\n".join(line for line in text.splitlines() if "immutability-policy lock" not in line)
+
+    problems = _worm_copy(tmp_path, lambda t: t, unlock)
+    assert sum("does not lock" in p for p in problems) == 2, problems
 
 
 def test_auth_check_passes_on_real_infra() -> None:
@@ -617,3 +666,13 @@ def test_roles_least_privilege() -> None:
     assert "scope: hrEventsSubscription" in receiver
     # ftpsState is deprecated on Flex Consumption
     assert "ftpsState" not in check_infra.strip_comments(API_BICEP.read_text(encoding="utf-8"))
+
+
+def test_only_the_app_may_publish_door_events() -> None:
+    """EventGrid Data Sender is assigned once, to the app's identity, on the door-events topic only."""
+    rbac = check_infra.strip_comments(RBAC_BICEP.read_text(encoding="utf-8"))
+    assert rbac.count("roles.eventGridDataSender)") == 2  # the name guid and the roleDefinitionId of one assignment
+    sender = re.sub(r"\s+", " ", _resource(RBAC_BICEP, "doorEventsSender"))
+    assert "scope: doorEventsTopic" in sender and "principalId: appPrincipalId" in sender
+    topic = re.sub(r"\s+", " ", _resource(INFRA / "app" / "doorevents.bicep", "topic"))
+    assert "disableLocalAuth: true" in topic and "inputSchema: 'CloudEventSchemaV1_0'" in topic

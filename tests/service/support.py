@@ -20,7 +20,7 @@ from shared.domain.principal import Principal
 from shared.envelopes import decode_control, decode_hr_event, decode_revoke, decode_work, deliver
 from shared.errors import MessageRejected
 from shared.settings import Settings
-from tests.fakes import FakeFace, FakePhotos, FakePublisher, FakeRecords, Sent, photo
+from tests.fakes import FakeAnchors, FakeEvents, FakeFace, FakePhotos, FakePublisher, FakeRecords, Sent, photo
 
 #: Examples per service-tier property: at least 2,000 in CI (scripts/check.sh sets HYPOTHESIS_PROFILE=ci),
 #: fewer for make test-fast and local runs, which must stay under a minute.
@@ -61,10 +61,12 @@ class Stack:
     face: FakeFace
     publisher: FakePublisher
     dead_letters: list[tuple[Sent, str]] = field(default_factory=list)
+    anchors: FakeAnchors = field(default_factory=FakeAnchors)
+    events: FakeEvents = field(default_factory=FakeEvents)
 
     # --- hooks -------------------------------------------------------------------------------------
     def set_hook(self, hook: Callable[[str], None]) -> None:
-        for fake in (self.records, self.photos, self.face, self.publisher):
+        for fake in (self.records, self.photos, self.face, self.publisher, self.anchors, self.events):
             fake.hook = hook
 
     def clear_hook(self) -> None:
@@ -159,9 +161,11 @@ def make_stack(**env: str) -> Stack:
     settings = Settings.from_env({"TRAINING_COALESCE_SECONDS": "0", "TABLE_PREFIX": "svc",
                                   "FACE_RECOGNITION_MODELS": "recognition_04,recognition_05", **env})
     clock = ManualClock()
-    records, photos, face, publisher = FakeRecords(), FakePhotos(), FakeFace(), FakePublisher()
-    services = build(settings, clock=clock, records=records, photos=photos, face=face, publisher=publisher)
-    return Stack(services, clock, records, photos, face, publisher)
+    records, photos, face, publisher, anchors = FakeRecords(), FakePhotos(), FakeFace(), FakePublisher(), FakeAnchors()
+    events = FakeEvents()
+    services = build(settings, clock=clock, records=records, photos=photos, face=face, publisher=publisher,
+                     anchors=anchors, events=events)
+    return Stack(services, clock, records, photos, face, publisher, anchors=anchors, events=events)
 
 
 def new_user() -> str:

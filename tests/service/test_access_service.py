@@ -183,3 +183,26 @@ def test_a_decline_after_a_withdrawal_still_stops_a_person_in_flight(stack: Stac
     assert stack.status(user) == "declined"
     factory = stack.services.enrollment._persons  # the guard itself is what is tested
     assert factory._revoked(user)
+
+
+def test_the_bundle_shows_the_ledger_chain_and_what_the_door_systems_were_told(stack: Stack) -> None:
+    """After the merge of the ledger: each ledger entry carries its chain link, and the door-system events
+    about the user (kept in the outbox with the user key, after the erasure too) are part of what is held."""
+    from shared.commands import Revoke
+    from shared.domain import ledger_chain as lc
+    from shared.services import events as ev
+
+    alice, bob = new_user(), new_user()
+    stack.enroll(alice, 17)
+    stack.enroll(bob, 18)
+    stack.services.events.send()
+    receipt = stack.services.revocation.erase(Revoke(alice, "req-a", reason="test"))
+    bundle = stack.services.access.mine(alice)
+    ledger = bundle["consentLedger"]
+    assert [(e["kind"], e["seq"]) for e in ledger] == [("consent", 1), ("revocation", 2)]
+    assert ledger[0]["prevSha256"] == lc.GENESIS and len(ledger[1]["prevSha256"]) == 64
+    events = bundle["doorEvents"]
+    assert [(e["type"], e["status"]) for e in events] == [(ev.USER_ENROLLED, "sent"), (ev.USER_ERASED, "pending")]
+    assert events[1]["data"] == {"receiptId": receipt.receipt_id, "reason": "test"}
+    assert bob not in json.dumps(bundle)  # another user's events are not in it
+    assert not [s for s in _identifiers(stack, bob) if s in json.dumps(bundle)]

@@ -21,5 +21,5 @@ def test_every_folder_registers_its_blueprint() -> None:
     code = ("import json, function_app; "
             "print(sorted({f.get_user_function().__module__ for f in function_app.app.get_functions()}))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == str(sorted(["functions.api", "functions.enroll", "functions.purge_timer",
+    assert out.stdout.strip() == str(sorted(["functions.api", "functions.enroll", "functions.events", "functions.purge_timer",
                                              "functions.reenroll", "functions.revoke", "functions.web"]))

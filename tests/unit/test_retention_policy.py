@@ -15,7 +15,8 @@ from shared.adapters.retention_policy import POLICY_PATH, load_policy
 from shared.settings import SETTINGS, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-REQUIRED = {"faceTemplate", "keptPhotos", "uploads", "consentLedger", "receipts", "auditLog"}
+REQUIRED = {"faceTemplate", "keptPhotos", "uploads", "consentLedger", "receipts", "auditLog", "ledgerAnchors",
+            "doorEvents"}
 
 
 def test_the_policy_states_what_why_how_long_and_what_ends_it_for_every_kind() -> None:
@@ -86,6 +87,18 @@ def test_a_changed_policy_changes_what_the_purge_enforces(tmp_path: Path) -> Non
     changed.write_text(json.dumps(doc), encoding="utf-8")
     s = build(Settings(), face=FakeFace(), records=FakeRecords(), photos=FakePhotos(), publisher=FakePublisher())
     purge = PurgeService(repos=s.repos, photos=s.photos, face=s.face, revocation=s.revocation, audit=s.audit,
-                         groups=s.groups, training=s.training, settings=s.settings, clock=lambda: datetime.now(timezone.utc),
+                         groups=s.groups, training=s.training, ledger=s.ledger, settings=s.settings,
+                         clock=lambda: datetime.now(timezone.utc),
                          policy=load_policy(changed))
     assert purge.periods()["consentDays"] == 90
+
+
+def test_the_ledger_anchors_immutability_in_bicep_is_the_published_period() -> None:
+    """The anchors' WORM retention is set in Bicep (a locked container policy, not an app setting): its default
+    is the policy's, and it outlasts the consent ledger's proof period (every entry can be checked)."""
+    policy = load_policy()
+    assert policy.ledger_anchor_days >= int(policy.kind("consentLedger")["proofPeriodDays"])
+    for path in (ROOT / "infra" / "main.bicep", ROOT / "infra" / "app" / "storage.bicep"):
+        found = re.search(r"param ledgerAnchorRetentionDays int = (\d+)", path.read_text(encoding="utf-8"))
+        assert found, f"{path.name}: no ledgerAnchorRetentionDays default"
+        assert int(found.group(1)) == policy.ledger_anchor_days, path.name
