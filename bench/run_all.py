@@ -1,4 +1,5 @@
-"""`make bench`: every benchmark in bench/, one after the other, each printing its figures and ratios."""
+"""`make bench`: every benchmark in bench/, one after the other, each printing its figures and ratios
+(except the load, chaos and soak runs, which have a make target each)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+# Whole-stack runs of 10 to 30 minutes each: `make bench-load`, `make bench-chaos`, `make bench-soak`.
+SEPARATE = {"bench_load.py", "bench_chaos.py", "bench_soak.py"}
 
 
 def main() -> int:
     failed = []
-    for script in sorted(HERE.glob("bench_*.py")):
+    for script in sorted(p for p in HERE.glob("bench_*.py") if p.name not in SEPARATE):
         print(f"\n=== {script.name}", flush=True)
         if subprocess.run([sys.executable, str(script)], cwd=HERE.parent, check=False).returncode != 0:
             failed.append(script.name)
