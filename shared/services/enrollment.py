@@ -191,11 +191,12 @@ class EnrollmentService:
 
     def _complete_stuck(self, user: User, uploads: list[Upload]) -> bool:
         """An upload whose face went in and whose blob is gone, but whose record still says processing: the
-        delivery died between deleting the blob and recording the outcome, and no event will come again (the
-        blob is gone). Its face is in Face, so it is recorded as accepted. Returns whether any was."""
+        delivery died (or failed) between deleting the blob and recording the outcome, and no event will come
+        again (the blob is gone). Its face is in Face, so it is recorded as accepted. Returns whether any was."""
         now, done = self._clock(), False
         for upload in uploads:
-            claimed = parse_iso(upload.claimed_at)
+            # A delivery that failed released its claim as it ended: the lease then runs from the upload's creation.
+            claimed = parse_iso(upload.claimed_at) or parse_iso(upload.created_at)
             if (upload.status != dom.PROCESSING or not upload.persisted_face_id or claimed is None
                     or now - claimed < timedelta(seconds=self._settings.upload_processing_lease_seconds)
                     or upload.blob_name in self._photos.list_uploads(upload.blob_name)):
@@ -329,8 +330,10 @@ class EnrollmentService:
         # between the check above and the copy to kept photos.
         if self._consent.current(user_key) is None or self._repos.users.get(user_key) is None:
             return self._undo(upload, group.group_id, person_id, kept=kept_name)
-        self._photos.delete_upload(upload.blob_name)
+        # Training is asked for before the blob goes: if asking fails (Face down), this delivery fails with
+        # the blob still there, and the retry (which needs the blob) finds the face by its tag and ends the job.
         self._training.request()
+        self._photos.delete_upload(upload.blob_name)
         self._finish(upload, dom.ACCEPTED, kept=kept_name is not None)
         log.info("upload accepted")  # no upload id: it names a blob of one person (the invocation id correlates)
         return "accepted"
