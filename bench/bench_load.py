@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     bench = "chaos" if args.chaos else "load"
     deadline_s = 60 * (args.deadline_min or (25 if args.chaos else 15))
     full = args.users == FULL_USERS and args.photos == FULL_PHOTOS and args.model == "synthetic"
-    photos = loadkit.photo_bytes()
+    photos = loadkit.photo_bytes(args.model)
     log_dir = Path(tempfile.mkdtemp(prefix=f"bench-{bench}-"))
     with loadkit.recorded(bench, args.json, publish=full) as record:
         print(f"logs in {log_dir}")
@@ -102,11 +102,14 @@ def main(argv: list[str] | None = None) -> int:
                 loadkit.configure_face(face, **chaos)
                 print(f"chaos: {chaos}")
             before = loadkit.face_stats(face)
+            meter = loadkit.DemandMeter(face)
+            meter.start()
             client = loadkit.Client(stack.host_url)
             started = time.monotonic()
             users = [f"{bench}-{i:04d}" for i in range(args.users)]
             burst = loadkit.burst(client, users, args.photos, photos, clients=CLIENTS, poll_s=POLL_SECONDS,
                                   deadline_s=deadline_s)
+            meter.stop.set()
             after = loadkit.face_stats(face)
             delta = loadkit.face_delta(before, after)
             figures = burst.figures()
@@ -131,8 +134,13 @@ def main(argv: list[str] | None = None) -> int:
               f"{'; broken flows ' + str(dict(figures['failedSteps'])) if figures['failedSteps'] else ''}")
         print(f"HTTP statuses {dict(sorted(client.statuses.items()))}; 5xx {five_xx}; "
               f"client errors {dict(client.errors) or 0}")
+        if client.failures:
+            print(f"5xx answers: {dict(client.failures)}")
         print(f"Face calls {delta['calls']} (429 {delta['throttled']}, injected 5xx {delta['faults']}), "
               f"per enrolled user {per_user:.1f} ({figures['enrolledUsers']} enrolled)")
+        mean_rate = delta["calls"] / max(figures["wallS"], 1e-9)
+        print(f"Face calls/s: mean {mean_rate:.1f} over the burst, peak {meter.peak():.1f} (5 s windows)"
+              + (f"; the limit was {args.rate:g}/s" if args.chaos else ""))
         print(f"Face calls by operation: {delta['byOperation']}")
         print(f"trainings in the burst: {delta['trainings']} (train requests answered 202: {delta['trainRequests']})")
         violations = 0
@@ -149,8 +157,9 @@ def main(argv: list[str] | None = None) -> int:
         record.update({"users": args.users, "photos": args.photos, "model": args.model, "chaos": chaos, **figures,
                        "failedSteps": dict(figures["failedSteps"]), "http5xx": five_xx,
                        "httpStatuses": {str(k): v for k, v in sorted(client.statuses.items())},
-                       "clientErrors": dict(client.errors), "face": delta, "faceCalls": delta["calls"],
-                       "faceCallsPerEnrolledUser": round(per_user, 2), "trainings": delta["trainings"],
+                       "clientErrors": dict(client.errors), "httpFailures": dict(client.failures), "face": delta, "faceCalls": delta["calls"],
+                       "faceCallsPerEnrolledUser": round(per_user, 2),
+                       "faceCallsPerSecondMean": round(mean_rate, 2), "faceCallsPerSecondPeak": round(meter.peak(), 2), "trainings": delta["trainings"],
                        "trainRequests": delta["trainRequests"], "withdrawn": len(revoked), "settled": settled,
                        "invariants": invariants, "invariantViolations": violations, "deadChildren": dead, "ok": ok})
         print("goal met" if ok else "goal MISSED (every upload final, zero 5xx, invariants hold)")

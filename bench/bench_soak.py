@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", choices=["synthetic", "dlib"], default="synthetic")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    photos = loadkit.photo_bytes()
+    photos = loadkit.photo_bytes(args.model)
     log_dir = Path(tempfile.mkdtemp(prefix="bench-soak-"))
     full = args.minutes >= 30
     with loadkit.recorded("soak", args.json, publish=full) as record:
@@ -209,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"re-enrollment: {reenroll}")
         print(f"HTTP statuses {dict(sorted(client.statuses.items()))}; 5xx {five_xx}; client errors "
               f"{dict(client.errors) or 0}; erasures pending at the end {pending}")
+        if client.failures:
+            print(f"5xx answers: {dict(client.failures)}")
         for name, g in (("host", host), ("Face emulator", face), ("Azurite (info)", azurite)):
             print(f"{name} RSS after warm-up: {g['baselineMiB']} -> {g['endMiB']} MiB (max {g['maxMiB']}), "
                   f"growth {g['growthPct']}% over {g['samples']} samples")
@@ -221,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
                        "latencyP95S": round(loadkit.pct(latencies, 0.95), 2) if latencies else None,
                        "reenrollment": reenroll, "http5xx": five_xx,
                        "httpStatuses": {str(k): v for k, v in sorted(client.statuses.items())},
-                       "clientErrors": dict(client.errors), "pendingErasures": pending, "deadChildren": dead,
+                       "clientErrors": dict(client.errors), "httpFailures": dict(client.failures), "pendingErasures": pending, "deadChildren": dead,
                        "samples": sampler.samples, "host": host, "face": face, "azurite": azurite,
                        "hostGrowthPct": host["growthPct"], "faceGrowthPct": face["growthPct"],
                        "memoryFlat": flat, "ok": ok})

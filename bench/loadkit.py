@@ -41,12 +41,16 @@ OUT = ROOT / ".local" / "bench"
 RESULTS = OUT / "results.json"
 PHOTOS = ["family1-dad/1.jpg", "family1-dad/2.jpg", "family1-dad/3.jpg",
           "family2-lady/1.jpg", "family2-lady/2.jpg", "family2-lady/3.jpg"]
+# The synthetic model's face is half the image's short side: these are large enough for the quality
+# rules' minimum face area (10,000 px²), so every upload of a load run is accepted.
+SYNTHETIC_PHOTOS = ["family1-dad/1.jpg", "family2-lady/1.jpg", "family2-lady/2.jpg", "family2-lady/3.jpg",
+                    "family2-man/2.jpg", "family2-man/3.jpg"]
 FINAL = {"accepted", "rejected", "discarded"}
 KEEP_RUNS = 5  # a bench's last runs kept in results.json (figures are reported as a range over runs)
 
 
-def photo_bytes() -> list[bytes]:
-    return [face_bytes(p) for p in PHOTOS]
+def photo_bytes(model: str = "synthetic") -> list[bytes]:
+    return [face_bytes(p) for p in (SYNTHETIC_PHOTOS if model == "synthetic" else PHOTOS)]
 
 
 # --- HTTP ------------------------------------------------------------------------------------------
@@ -57,6 +61,7 @@ class Client:
         self.base = base
         self.statuses: Counter[int] = Counter()
         self.errors: Counter[str] = Counter()  # connection errors / timeouts: a lost request, not a 5xx
+        self.failures: Counter[str] = Counter()  # "METHOD /path -> 5xx": which requests failed (ids cut)
         self._local = threading.local()
         self._lock = threading.Lock()
 
@@ -72,6 +77,10 @@ class Client:
             return None
         with self._lock:
             self.statuses[r.status_code] += 1
+            if r.status_code >= 500:
+                where = url.split("?", 1)[0].split("/api/", 1)[-1] if "/api/" in url else "blob PUT"
+                where = "/".join("{}" if len(p) >= 16 else p for p in where.split("/"))
+                self.failures[f"{method} {where} -> {r.status_code} {r.text[:120]}"] += 1
         return r
 
     def api(self, method: str, path: str, user: str, *, employee_id: str | None = None, admin: bool = False,
@@ -225,6 +234,27 @@ def configure_face(endpoint: str, **cfg: Any) -> dict[str, Any]:
     r.raise_for_status()
     result: dict[str, Any] = r.json()
     return result
+
+
+class DemandMeter(threading.Thread):
+    """Face calls per second over 5-second windows while a burst runs (the emulator's counter): the
+    demand the chaos run's rate limit must be below."""
+
+    def __init__(self, endpoint: str, every: float = 5.0) -> None:
+        super().__init__(daemon=True)
+        self.endpoint, self.every = endpoint, every
+        self.rates: list[float] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        last, at = face_stats(self.endpoint)["calls"], time.monotonic()
+        while not self.stop.wait(self.every):
+            calls, now = face_stats(self.endpoint)["calls"], time.monotonic()
+            self.rates.append((calls - last) / (now - at))
+            last, at = calls, now
+
+    def peak(self) -> float:
+        return max(self.rates, default=0.0)
 
 
 CALM: dict[str, Any] = {"faultRate": 0.0, "latencyMs": 0, "rateLimitPerSecond": None, "slowRate": 0.0}
