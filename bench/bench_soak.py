@@ -1,10 +1,11 @@
 """Soak: N minutes (default 30) of mixed traffic through the local stack, memory sampled every minute.
 
-Traffic, in cycles of ``--cycle-s`` (20 s): a few new users consent (with an employee id) and each
-uploads 2 photos through the real SAS path; their status is polled until final. Users enrolled in an
-earlier cycle leave again at the same pace, half by withdrawing (DELETE /api/enrollment), half by an HR
-termination event on the hr-events topic (the Service Bus stand-in), so the data stays about the same
-size and memory growth means a leak, not more data. Every ``--purge-every-min`` minutes purge_timer is
+Traffic, in cycles of ``--cycle-s`` (20 s): 4 new users consent (with an employee id) and each
+uploads 2 photos through the real SAS path; their status is polled until final. Once 40 users are
+enrolled (``--population``, reached within the warm-up), the oldest leave at the same pace, half by
+withdrawing (DELETE /api/enrollment), half by an HR termination event on the hr-events topic (the
+Service Bus stand-in), so the data stays about the same size and memory growth means a leak, not
+more data. Every ``--purge-every-min`` minutes purge_timer is
 fired through the local host (POST /admin/functions/purge_timer), and once, at the middle of the run,
 a re-enrollment to recognition_05 is started (POST /api/admin/reenrollments) and followed.
 
@@ -95,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cycle-s", type=float, default=20.0)
     parser.add_argument("--users-per-cycle", type=int, default=4)
     parser.add_argument("--photos", type=int, default=2)
+    parser.add_argument("--population", type=int, default=40, help="enrolled users kept (the oldest leave)")
     parser.add_argument("--purge-every-min", type=float, default=3.0)
     parser.add_argument("--model", choices=["synthetic", "dlib"], default="synthetic")
     parser.add_argument("--json", type=Path, default=None)
@@ -151,8 +153,11 @@ def main(argv: list[str] | None = None) -> int:
                         latencies += [r.final_at[u][0] - t for u, t in r.put_at.items() if u in r.final_at]
                         if any(s == "accepted" for _, s in r.final_at.values()):
                             counts["enrolled"] += 1
-                    # The same number leave as joined (from earlier cycles): half withdraw, half are terminated.
-                    leaving, population = population[:len(runs)], population[len(runs):] + runs
+                    # Once the population is reached, as many leave as joined (the oldest): half withdraw, half
+                    # are terminated; the data then stays about the same size.
+                    population += runs
+                    cut = max(0, len(population) - args.population)
+                    leaving, population = population[:cut], population[cut:]
                     for k, r in enumerate(leaving):
                         if k % 2 == 0:
                             resp = client.api("DELETE", "enrollment", r.user)
