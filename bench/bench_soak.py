@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", choices=["synthetic", "dlib"], default="synthetic")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
+    loadkit.stop_cleanly_on_signals()
     photos = loadkit.photo_bytes(args.model)
     log_dir = Path(tempfile.mkdtemp(prefix="bench-soak-"))
     full = args.minutes >= 30
@@ -139,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
 
             n = 0
             with ThreadPoolExecutor(max(4, args.users_per_cycle)) as pool:
-                while time.monotonic() < end:
+                while time.monotonic() < end and not loadkit.STOP.is_set():
                     cycle_start = time.monotonic()
                     users = [f"soak-{n + i:05d}" for i in range(args.users_per_cycle)]
                     n += args.users_per_cycle

@@ -47,6 +47,20 @@ SYNTHETIC_PHOTOS = ["family1-dad/1.jpg", "family2-lady/1.jpg", "family2-lady/2.j
                     "family2-man/2.jpg", "family2-man/3.jpg"]
 FINAL = {"accepted", "rejected", "discarded"}
 KEEP_RUNS = 5  # a bench's last runs kept in results.json (figures are reported as a range over runs)
+STOP = threading.Event()  # set on SIGTERM/SIGINT: client threads stop, and the stack is stopped on the way out
+
+
+def stop_cleanly_on_signals() -> None:
+    """SIGTERM (``timeout``, a kill) and Ctrl-C stop the client threads and unwind the main thread, so
+    ``running_stack`` stops Azurite, the emulator and the host instead of leaving them running."""
+    import signal
+
+    def handler(signum: int, _frame: Any) -> None:
+        STOP.set()
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
 
 
 def photo_bytes(model: str = "synthetic") -> list[bytes]:
@@ -113,6 +127,9 @@ class UserRun:
 def start_user(client: Client, user: str, count: int, photos: list[bytes], *, index: int, store_photos: bool,
                employee_id: str | None = None) -> UserRun:
     run = UserRun(user, employee_id, store_photos)
+    if STOP.is_set():
+        run.failed_step = "stopped"
+        return run
     r = client.api("GET", "consent/terms", user)
     if r is None or r.status_code != 200:
         run.failed_step = f"terms {getattr(r, 'status_code', 'error')}"
@@ -138,7 +155,7 @@ def start_user(client: Client, user: str, count: int, photos: list[bytes], *, in
 
 
 def poll_user(client: Client, run: UserRun, deadline: float, poll_s: float) -> None:
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not STOP.is_set():
         r = client.api("GET", "enrollment", run.user)
         if r is not None and r.status_code == 200:
             now = time.monotonic()
@@ -147,7 +164,7 @@ def poll_user(client: Client, run: UserRun, deadline: float, poll_s: float) -> N
                     run.final_at[p["uploadId"]] = (now, p["status"])
             if all(u in run.final_at for u in run.put_at):
                 return
-        time.sleep(poll_s)
+        STOP.wait(poll_s)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -248,8 +265,11 @@ class DemandMeter(threading.Thread):
 
     def run(self) -> None:
         last, at = face_stats(self.endpoint)["calls"], time.monotonic()
-        while not self.stop.wait(self.every):
-            calls, now = face_stats(self.endpoint)["calls"], time.monotonic()
+        while not self.stop.wait(self.every) and not STOP.is_set():
+            try:
+                calls, now = face_stats(self.endpoint)["calls"], time.monotonic()
+            except requests.RequestException:
+                return
             self.rates.append((calls - last) / (now - at))
             last, at = calls, now
 
