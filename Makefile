@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 CHECKOV_VENV := .venv-checkov
 DEMO_PHOTOS := .local/demo-photos
 
-.PHONY: setup demo test test-fast up check bench clean lint typecheck package
+.PHONY: setup demo test test-fast up check bench bench-load bench-chaos bench-soak clean lint typecheck package
 
 setup: $(VENV)/.installed node_modules/.installed $(CHECKOV_VENV)/.installed $(DEMO_PHOTOS)/.fetched
 
@@ -51,6 +51,18 @@ package: $(VENV)/.installed
 
 bench: setup
 	$(PY) bench/run_all.py
+
+# Long runs of the whole local stack, one command each (not part of `make bench`): 200 users x 3 photos
+# (about 10 min), the same under Face faults with the invariants checked, and 30 minutes of mixed
+# traffic with memory sampled every minute. Figures go to .local/bench/results.json.
+bench-load: setup
+	$(PY) bench/bench_load.py
+
+bench-chaos: setup
+	$(PY) bench/bench_chaos.py
+
+bench-soak: setup
+	$(PY) bench/bench_soak.py --minutes $(or $(MINUTES),30)
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) node_modules .local .pytest_cache .mypy_cache .ruff_cache

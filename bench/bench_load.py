@@ -1,137 +1,169 @@
 """Load: 200 users consent and each upload 3 photos at once, through the local host and the real SAS path.
+With ``--chaos``, the same burst while the Face emulator injects 10% 503s, 200 ms latency on every call
+and a rate limit below the demand (bench_chaos.py runs it so).
 
 The whole local stack is started on free loopback ports (Azurite, the Face emulator, the local
 Functions host running function_app). A bounded pool of 32 client threads plays the front ends:
-terms, consent, one upload session of 3 slots, 3 PUTs to the create-only SAS URLs (Azurite), then the
-status is polled every 2 s per user until every photo is final (accepted or rejected) or the run's
-deadline (15 min) passes.
+terms, consent, one upload session of 3 slots, 3 PUTs to the create-only SAS URLs (Azurite), then each
+user's status is polled every 2 s until every photo is final (accepted, rejected or discarded) or the
+run's deadline (30 min; 40 with --chaos: this 2-core machine is shared) passes. Loopback only; bounded in count and time.
 
-Reported: time from a photo's PUT to the first poll that sees it final (p50/p95/max; resolution is
-the 2 s poll), outcomes, HTTP 5xx (must be 0), photos lost (never final; must be 0), Face calls per
-enrolled user (the emulator's counter over the whole run, status polls' training checks included).
+Under ``--chaos`` one user in ten withdraws (DELETE /api/enrollment) once their photos are final, and
+after everything settled (the emulator calm again) the invariants are checked against storage and the
+emulator: no duplicate face (an upload's face added twice), no orphan person (a person no consenting
+user's record names, a revoked user's included), no kept photo without consent, no erasure pending.
 
-    python bench/bench_load.py [--users 200] [--photos 3]
+Reported: time from a photo's PUT to the first poll that sees it final (p50/p95/max; resolution is the
+poll interval), outcomes, HTTP 5xx (must be 0), photos lost (never final; must be 0), Face calls per
+enrolled user and by operation (the emulator's counters over the run, status polls' training checks
+included), trainings per burst (distinct training operations the emulator started). Exit code 1 if
+any 5xx, lost photo or broken invariant. Results: .local/bench/results.json (benches.load / .chaos).
+
+    python bench/bench_load.py [--users 200] [--photos 3] [--chaos] [--rate 6] [--json PATH]
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import threading
 import time
-from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-
-import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import loadkit  # noqa: E402
 from local.stack import running_stack  # noqa: E402
-from tests.fixtures.app_stack import principal_header  # noqa: E402
-from tests.fixtures.paths import face_bytes  # noqa: E402
 
-PHOTOS = ["family1-dad/1.jpg", "family1-dad/2.jpg", "family1-dad/3.jpg",
-          "family2-lady/1.jpg", "family2-lady/2.jpg", "family2-lady/3.jpg"]
 CLIENTS = 32
 POLL_SECONDS = 2.0
-DEADLINE_SECONDS = 15 * 60
-FINAL = {"accepted", "rejected", "discarded"}
-
-_local = threading.local()
-_lock = threading.Lock()
-statuses: Counter[int] = Counter()
+FULL_USERS, FULL_PHOTOS = 200, 3
 
 
-def http(method: str, url: str, **kwargs: Any) -> requests.Response:
-    session = getattr(_local, "session", None)
-    if session is None:
-        session = _local.session = requests.Session()
-    r = session.request(method, url, timeout=60, **kwargs)
-    with _lock:
-        statuses[r.status_code] += 1
-    return r
+def withdraw(client: loadkit.Client, runs: list[loadkit.UserRun], deadline: float) -> set[str]:
+    """Every tenth user withdraws after their photos are final; returns who asked (202)."""
+    revoked: set[str] = set()
+    for i, run in enumerate(runs):
+        if i % 10 == 5 and not run.failed_step:
+            r = client.api("DELETE", "enrollment", run.user)
+            if r is not None and r.status_code == 202:
+                revoked.add(run.user)
+            else:
+                print(f"withdrawal answered {getattr(r, 'status_code', 'error')}")
+    return revoked
 
 
-def api(base: str, method: str, path: str, user: str, **kwargs: Any) -> requests.Response:
-    headers = {"X-MS-CLIENT-PRINCIPAL": principal_header(user)}
-    return http(method, f"{base}/api/{path}", headers=headers, **kwargs)
+def wait_settled(env: dict[str, str], revoked: set[str], deadline: float) -> bool:
+    """Until every withdrawn user's records are erased and no erasure is pending (or the deadline)."""
+    from shared.bootstrap import build
+    from shared.settings import Settings
 
-
-def start_user(base: str, index: int, count: int, photos: list[bytes]) -> tuple[str, dict[str, float]]:
-    user = f"load-{index:04d}"
-    version = api(base, "GET", "consent/terms", user).json()["termsVersion"]
-    r = api(base, "POST", "consent", user, json={"termsVersion": version, "accepted": True,
-                                                  "storePhotos": index % 2 == 0})
-    assert r.status_code == 201, r.text
-    r = api(base, "POST", "enrollment/uploads", user, json={"count": count})
-    assert r.status_code == 201, r.text
-    put_at: dict[str, float] = {}
-    for k, slot in enumerate(r.json()["uploads"]):
-        put = http("PUT", slot["url"], data=photos[(index + k) % len(photos)], headers={"x-ms-blob-type": "BlockBlob"})
-        assert put.status_code == 201, put.text
-        put_at[slot["uploadId"]] = time.monotonic()
-    return user, put_at
-
-
-def poll_user(base: str, user: str, put_at: dict[str, float], final_at: dict[str, tuple[float, str]],
-              deadline: float) -> None:
-    while time.monotonic() < deadline:
-        r = api(base, "GET", "enrollment", user)
-        if r.status_code == 200:
-            now = time.monotonic()
-            for p in r.json()["photos"]:
-                if p["status"] in FINAL and p["uploadId"] not in final_at:
-                    final_at[p["uploadId"]] = (now, p["status"])
-            if all(u in final_at for u in put_at):
-                return
-        time.sleep(POLL_SECONDS)
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+    s = build(Settings.from_env(env))
+    while time.monotonic() < deadline and not loadkit.STOP.is_set():
+        left = [u for u in revoked if s.repos.users.get(u) is not None]
+        if not left and not any(True for _ in s.repos.pending_erasures.range()):
+            return True
+        time.sleep(2)
+    return False
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--users", type=int, default=200)
-    parser.add_argument("--photos", type=int, default=3)
+    parser.add_argument("--users", type=int, default=FULL_USERS)
+    parser.add_argument("--photos", type=int, default=FULL_PHOTOS)
+    parser.add_argument("--chaos", action="store_true", help="10%% 503s, 200 ms latency and a rate limit")
+    parser.add_argument("--rate", type=float, default=6.0,
+                        help="--chaos: the emulator's rate limit, calls/s (the unthrottled burst asks for more)")
+    parser.add_argument("--fault-rate", type=float, default=0.10)
+    parser.add_argument("--latency-ms", type=int, default=200)
+    parser.add_argument("--model", choices=["synthetic", "dlib"], default="synthetic",
+                        help="the emulator's face model: synthetic (hash-based, cheap: the app is measured) or dlib "
+                             "(the real model: on 2 cores its CPU is the bottleneck)")
+    parser.add_argument("--deadline-min", type=float, default=None)
+    parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    photos = [face_bytes(p) for p in PHOTOS]
-    log_dir = Path(tempfile.mkdtemp(prefix="bench-load-"))
-    print(f"logs in {log_dir}")
-    with running_stack(log_dir=log_dir) as stack:
-        base = stack.host_url
-        face_before = requests.get(f"{stack.face_endpoint}/_emulator/stats", timeout=10).json()["calls"]
-        started = time.monotonic()
-        deadline = started + DEADLINE_SECONDS
-        final_at: dict[str, tuple[float, str]] = {}
-        with ThreadPoolExecutor(CLIENTS) as pool:
-            users = list(pool.map(lambda i: start_user(base, i, args.photos, photos), range(args.users)))
-            uploaded = time.monotonic() - started
-            list(pool.map(lambda u: poll_user(base, u[0], u[1], final_at, deadline), users))
-        wall = time.monotonic() - started
-        face_calls = requests.get(f"{stack.face_endpoint}/_emulator/stats", timeout=10).json()["calls"] - face_before
-        put_at = {upload: t for _, uploads in users for upload, t in uploads.items()}
-        latencies = [final_at[u][0] - t for u, t in put_at.items() if u in final_at]
-        outcomes = Counter(status for _, status in final_at.values())
-        lost = len(put_at) - len(final_at)
-        enrolled = sum(1 for _, uploads in users if any(final_at.get(u, (0, ""))[1] == "accepted" for u in uploads))
-        five_xx = sum(n for code, n in statuses.items() if code >= 500)
-        print(f"{args.users} users x {args.photos} photos = {len(put_at)} uploads; all PUT in {uploaded:.1f} s, "
-              f"run {wall:.1f} s")
-        if latencies:
-            print(f"upload -> final status: p50 {statistics.median(latencies):.1f} s, p95 {pct(latencies, 0.95):.1f} s, "
-                  f"max {max(latencies):.1f} s (poll every {POLL_SECONDS:.0f} s)")
-        print(f"outcomes {dict(outcomes)}; lost {lost}; HTTP statuses {dict(sorted(statuses.items()))}; 5xx {five_xx}")
-        print(f"Face calls {face_calls}, per enrolled user {face_calls / max(1, enrolled):.1f} ({enrolled} enrolled)")
-    ok = lost == 0 and five_xx == 0
-    print("goal met" if ok else "goal MISSED (every upload final, zero 5xx)")
+    loadkit.stop_cleanly_on_signals()
+    bench = "chaos" if args.chaos else "load"
+    deadline_s = 60 * (args.deadline_min or (40 if args.chaos else 30))
+    full = args.users == FULL_USERS and args.photos == FULL_PHOTOS and args.model == "synthetic"
+    photos = loadkit.photo_bytes(args.model)
+    log_dir = Path(tempfile.mkdtemp(prefix=f"bench-{bench}-"))
+    with loadkit.recorded(bench, args.json, publish=full) as record:
+        print(f"logs in {log_dir}")
+        with running_stack(log_dir=log_dir) as stack:
+            face = stack.face_endpoint
+            loadkit.configure_face(face, synthetic=args.model == "synthetic")
+            print(f"Face emulator model: {args.model}")
+            chaos: dict[str, Any] = {}
+            if args.chaos:
+                chaos = {"faultRate": args.fault_rate, "faultStatuses": [503], "latencyMs": args.latency_ms,
+                         "rateLimitPerSecond": args.rate, "seed": 13}
+                loadkit.configure_face(face, **chaos)
+                print(f"chaos: {chaos}")
+            before = loadkit.face_stats(face)
+            meter = loadkit.DemandMeter(face)
+            meter.start()
+            client = loadkit.Client(stack.host_url)
+            started = time.monotonic()
+            users = [f"{bench}-{i:04d}" for i in range(args.users)]
+            burst = loadkit.burst(client, users, args.photos, photos, clients=CLIENTS, poll_s=POLL_SECONDS,
+                                  deadline_s=deadline_s)
+            meter.stop.set()
+            after = loadkit.face_stats(face)
+            delta = loadkit.face_delta(before, after)
+            figures = burst.figures()
+            revoked: set[str] = set()
+            invariants: dict[str, Any] = {}
+            settled = True
+            if args.chaos:
+                revoked = withdraw(client, burst.runs, started + deadline_s)
+                settled = wait_settled(stack.env, revoked, started + deadline_s + 300)
+                loadkit.configure_face(face, **loadkit.CALM)  # the check reads the emulator; no faults for it
+                consenting = {r.user for r in burst.runs if not r.failed_step}
+                invariants = loadkit.check_invariants(stack.env, consenting=consenting, revoked=revoked)
+            dead = [c.name for c in stack.dead_children()]
+        five_xx = client.five_xx
+        per_user = delta["calls"] / max(1, figures["enrolledUsers"])
+        print(f"{args.users} users x {args.photos} photos = {figures['uploads']} uploads; all PUT in "
+              f"{figures['uploadPhaseS']:.1f} s, burst settled in {figures['wallS']:.1f} s")
+        if figures["latencyP50S"] is not None:
+            print(f"upload -> final status: p50 {figures['latencyP50S']:.1f} s, p95 {figures['latencyP95S']:.1f} s, "
+                  f"max {figures['latencyMaxS']:.1f} s (poll every {POLL_SECONDS:.0f} s)")
+        print(f"outcomes {figures['outcomes']}; lost {figures['lost']}"
+              f"{'; broken flows ' + str(dict(figures['failedSteps'])) if figures['failedSteps'] else ''}")
+        print(f"HTTP statuses {dict(sorted(client.statuses.items()))}; 5xx {five_xx}; "
+              f"client errors {dict(client.errors) or 0}")
+        if client.failures:
+            print(f"5xx answers: {dict(client.failures)}")
+        print(f"Face calls {delta['calls']} (429 {delta['throttled']}, injected 5xx {delta['faults']}), "
+              f"per enrolled user {per_user:.1f} ({figures['enrolledUsers']} enrolled)")
+        mean_rate = delta["calls"] / max(figures["wallS"], 1e-9)
+        print(f"Face calls/s: mean {mean_rate:.1f} over the burst, peak {meter.peak():.1f} (5 s windows)"
+              + (f"; the limit was {args.rate:g}/s" if args.chaos else ""))
+        print(f"Face calls by operation: {delta['byOperation']}")
+        print(f"trainings in the burst: {delta['trainings']} (train requests answered 202: {delta['trainRequests']})")
+        violations = 0
+        if args.chaos:
+            violations = (invariants["duplicateFaces"] + invariants["uploadUnderTwoPersons"]
+                          + invariants["orphanPersons"] + invariants["keptWithoutConsent"]
+                          + invariants["revokedUsersStillRecorded"] + invariants["pendingErasures"])
+            print(f"withdrawn {len(revoked)} users; erasures settled: {settled}")
+            print(f"invariants: {invariants}")
+        if dead:
+            print(f"stack children that died: {dead}")
+        ok = (figures["lost"] == 0 and five_xx == 0 and not client.errors and not dead
+              and (not args.chaos or (settled and violations == 0)))
+        record.update({"users": args.users, "photos": args.photos, "model": args.model, "chaos": chaos, **figures,
+                       "failedSteps": dict(figures["failedSteps"]), "http5xx": five_xx,
+                       "httpStatuses": {str(k): v for k, v in sorted(client.statuses.items())},
+                       "clientErrors": dict(client.errors), "httpFailures": dict(client.failures), "face": delta, "faceCalls": delta["calls"],
+                       "faceCallsPerEnrolledUser": round(per_user, 2),
+                       "faceCallsPerSecondMean": round(mean_rate, 2), "faceCallsPerSecondPeak": round(meter.peak(), 2), "trainings": delta["trainings"],
+                       "trainRequests": delta["trainRequests"], "withdrawn": len(revoked), "settled": settled,
+                       "invariants": invariants, "invariantViolations": violations, "deadChildren": dead, "ok": ok})
+        print("goal met" if ok else "goal MISSED (every upload final, zero 5xx, invariants hold)")
     return 0 if ok else 1
 
 

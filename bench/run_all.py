@@ -1,4 +1,5 @@
-"""`make bench`: every benchmark in bench/, their figures in one file and one table.
+"""`make bench`: every benchmark in bench/ (but the load, chaos and soak runs, which have a make target
+each), their figures in one file and one table.
 
 Each benchmark runs in its own process; its raw output goes to .local/bench/<name>.txt and its
 figures to .local/bench/results.json, with the machine, the date, the commit measured and the load
@@ -49,7 +50,6 @@ BENCHES = [
     Bench("cold-start", ["bench_cold_start.py"], json=False),
     Bench("face-emulator", ["bench_face_emulator.py"], json=False),
     Bench("hostile-images", ["bench_hostile.py"], json=False, runs=3),
-    Bench("load", ["bench_load.py"], json=False),
 ]
 
 
@@ -137,11 +137,19 @@ FIGURES += [
            _worst(r"worst CPU:\s+\S+ ([\d.]+) s"), "s", "≤ 2", lambda v: v <= 2.0),
     Figure("hostile-images", "Hostile images: worst peak memory per file, worst of 3 runs",
            _worst(r"worst memory:\s+\S+ ([\d.]+) MB"), "MB", "≤ 200", lambda v: v <= 200.0),
-    Figure("load", "Load, 200 users × 3 photos through the local host: upload-to-final p95",
-           _parsed(r"p95 ([\d.]+) s"), "s", "—", None),
-    Figure("load", "Load: photos lost", _parsed(r"; lost (\d+);"), "", "0", lambda v: v == 0),
-    Figure("load", "Load: HTTP 5xx", _parsed(r"; 5xx (\d+)"), "", "0", lambda v: v == 0),
 ]
+
+
+def _load_figures() -> list[Figure]:
+    """The load, chaos and soak rows: those benches record their runs themselves (make bench-load,
+    bench-chaos, bench-soak; not part of `make bench`, they take half an hour each)."""
+    sys.path.insert(0, str(HERE))
+    from loadkit import FIGURES as LOAD_FIGURES
+
+    return [Figure(*f) for f in LOAD_FIGURES]
+
+
+FIGURES += _load_figures()
 
 
 def uptime() -> str:

@@ -205,6 +205,11 @@ class Emulator:
             self._in_flight = 0
             self._busy_since = 0.0
             self._busy_s = 0.0
+            # Per route ("POST /train", ...), every request counted, throttled and faulted ones too: the
+            # load bench reports Face calls by kind and trainings per burst from these.
+            self.by_operation: dict[str, int] = {}
+            self.train_accepted = 0  # train requests answered 202 (a request may join a running training)
+            self.training_ops: set[str] = set()  # distinct training operations those requests started
 
     def configure(self, cfg: dict[str, Any]) -> dict[str, Any]:
         def num(name: str, lo: float, hi: float, *, allow_none: bool = False, integer: bool = False) -> None:
@@ -266,7 +271,9 @@ class Emulator:
         with self._stats_lock:
             busy = self._busy_s + (time.monotonic() - self._busy_since if self._in_flight else 0.0)
             return {"calls": self.calls, "throttled": self.throttled, "faults": self.faults, "busySeconds": busy,
-                    "byStatus": dict(self.by_status), "personIds": list(self.store.person_ids_issued)}
+                    "byStatus": dict(self.by_status), "byOperation": dict(self.by_operation),
+                    "trainRequests": self.train_accepted, "trainings": len(self.training_ops),
+                    "personIds": list(self.store.person_ids_issued)}
 
     def reset(self) -> None:
         self.store.reset()
@@ -286,8 +293,10 @@ class Emulator:
             return Response(404, {"error": {"code": "404", "message": "Resource not found"}})
         req = Request(method, (m.group(2) or "/").rstrip("/") or "/", m.group(1), query, headers, body,
                       headers.get("host", "127.0.0.1"))
+        operation = self._operation(req)
         with self._stats_lock:
             self.calls += 1
+            self.by_operation[operation] = self.by_operation.get(operation, 0) + 1
             if self._in_flight == 0:
                 self._busy_since = time.monotonic()
             self._in_flight += 1
@@ -301,6 +310,13 @@ class Emulator:
         with self._stats_lock:
             self.by_status[str(resp.status)] = self.by_status.get(str(resp.status), 0) + 1
         return resp
+
+    def _operation(self, req: Request) -> str:
+        """The route template a request matches ("POST /largepersongroups/{}/train"), or "other"."""
+        for method, pattern, _fn in self.routes:
+            if method == req.method and pattern.match(req.path):
+                return f"{method} {self._templates[pattern.pattern]}"
+        return "other"
 
     def _knob(self, method: str, path: str, body: bytes) -> Response:
         try:
@@ -436,6 +452,7 @@ class Emulator:
             ("DELETE", face, self.delete_face),
         ]
         self.routes = [(m, re.compile("^" + p + "$"), fn) for m, p, fn in table]
+        self._templates = {"^" + p + "$": p.replace(seg, "{}") for _, p, _ in table}
 
     # validation helpers
     @staticmethod
@@ -607,6 +624,9 @@ class Emulator:
 
     def train(self, req: Request, gid: str) -> Response:
         op_id = self.store.start_training(gid)
+        with self._stats_lock:
+            self.train_accepted += 1
+            self.training_ops.add(op_id)
         loc = f"http://{req.host}/face/{req.version}/operations/{op_id}"
         return Response(202, None, {"Operation-Location": loc, "Retry-After": "1"})
 

@@ -275,9 +275,20 @@ class FaceRestClient:
             params["targetFace"] = f"{t.left},{t.top},{t.width},{t.height}"
         if user_data is not None:
             params["userData"] = user_data
+        # Not idempotent: an attempt that failed without a clear "not done" (a read timeout, a dropped
+        # connection, a 5xx) may have added the face. Before retrying after one, look for a face carrying
+        # this userData (the caller's tag for the photo), so a retry never adds the same photo twice.
+        recover = None if user_data is None else (lambda: self._tagged_face(group_id, person_id, user_data))
         d = _as_dict(self._call("POST", FACES, {"groupId": group_id, "personId": person_id}, params=params,
-                                data=image, headers={"Content-Type": "application/octet-stream"}))
+                                data=image, headers={"Content-Type": "application/octet-stream"}, recover=recover))
         return _required_str(d, "persistedFaceId", "POST", FACES)
+
+    def _tagged_face(self, group_id: str, person_id: str, user_data: str) -> dict[str, Any] | None:
+        """``{"persistedFaceId": ...}`` of the person's face whose userData is ``user_data``, if any."""
+        for face_id in self.get_person(group_id, person_id).persisted_face_ids:
+            if self.get_face(group_id, person_id, face_id).get("userData") == user_data:
+                return {"persistedFaceId": face_id}
+        return None
 
     def get_face(self, group_id: str, person_id: str, persisted_face_id: str) -> Mapping[str, Any]:
         """``{"persistedFaceId", "userData"}`` of one persisted face."""
@@ -373,8 +384,12 @@ class FaceRestClient:
 
     def _call(self, method: str, template: str, ids: Mapping[str, str], *,
               params: Mapping[str, str] | None = None, json_body: Any = None, data: bytes | None = None,
-              headers: Mapping[str, str] | None = None) -> Any:
-        """One logical call: attempts with retries. Returns the parsed JSON body (None when empty)."""
+              headers: Mapping[str, str] | None = None, recover: Callable[[], Any] | None = None) -> Any:
+        """One logical call: attempts with retries. Returns the parsed JSON body (None when empty).
+
+        ``recover`` (for calls that are not idempotent): run before a retry that follows an attempt the
+        service may have carried out (anything but a 429 or a connect timeout); when it returns
+        something, that is the call's result and nothing is sent again."""
         from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
         url = self._base + build_path(template, **ids)
@@ -385,10 +400,21 @@ class FaceRestClient:
             extra_headers["Content-Type"] = "application/json"
         session = self._get_session()
         attempts = [0]
+        maybe_done = [False]
+        recovered: list[Any] = []
 
-        def attempt() -> requests.Response:
+        def attempt() -> requests.Response | None:
             attempts[0] += 1
-            return self._attempt(session, method, template, url, params, body, extra_headers, attempts[0])
+            if recover is not None and maybe_done[0]:
+                found = recover()
+                if found is not None:
+                    recovered.append(found)
+                    return None
+            try:
+                return self._attempt(session, method, template, url, params, body, extra_headers, attempts[0])
+            except _Retry as failed:
+                maybe_done[0] = failed.error.status != 429 and failed.error.code != "ConnectTimeout"
+                raise
 
         retrying = Retrying(
             stop=stop_after_attempt(self._max_retries + 1),
@@ -405,6 +431,9 @@ class FaceRestClient:
             final = exhausted.error
         if final is not None:  # raised outside the except block, so nothing is chained to it
             raise final
+        if recovered:
+            return recovered[0]
+        assert response is not None
         if not response.content:
             return None
         parsed: Any = _UNPARSEABLE

@@ -204,8 +204,8 @@ class EnrollmentService:
 
     def _complete_stuck(self, user: User, uploads: list[Upload]) -> bool:
         """An upload whose face went in and whose blob is gone, but whose record still says processing: the
-        delivery died between deleting the blob and recording the outcome, and no event will come again (the
-        blob is gone). Its face is in Face, so it is recorded as accepted. Returns whether any was."""
+        delivery died (or failed) between deleting the blob and recording the outcome, and no event will come
+        again (the blob is gone). Its face is in Face, so it is recorded as accepted. Returns whether any was."""
         now, done = self._clock(), False
         lease = timedelta(seconds=self._settings.upload_processing_lease_seconds)
         for upload in uploads:
@@ -341,8 +341,10 @@ class EnrollmentService:
         # queues the same event again (one per enrollment attempt, not per photo); once the blob is
         # gone the event is already queued (the stuck-upload completion needs no event of its own).
         self._events.user_enrolled(user_key, attempt=current.person_attempt or "")
-        self._photos.delete_upload(upload.blob_name)
+        # Training is asked for before the blob goes: if asking fails (Face down), this delivery fails with
+        # the blob still there, and the retry (which needs the blob) finds the face by its tag and ends the job.
         self._training.request()
+        self._photos.delete_upload(upload.blob_name)
         self._finish(upload, dom.ACCEPTED, kept=kept_name is not None)
         log.info("upload accepted")  # no upload id: it names a blob of one person (the invocation id correlates)
         return "accepted"

@@ -20,6 +20,7 @@ from shared.domain.records import GroupState, LedgerEntry, PersonAttempt, User
 from shared.errors import (
     LargePersonGroupExists,
     LargePersonGroupNotFound,
+    LargePersonGroupNotTrained,
     PersonNotFound,
     RecordConflict,
     RecordExists,
@@ -112,7 +113,12 @@ class TrainingCoordinator:
                 state.dirty = True
                 changed = True
             if state.training_status == "running":
-                status = self._face.training_status(state.group_id).status
+                try:
+                    status = self._face.training_status(state.group_id).status
+                except LargePersonGroupNotTrained:
+                    # The row is written "running" before the train call; the call never reached Face
+                    # (it failed, and marking that lost a race, or the process died): train again.
+                    status = "failed"
                 if status in ("succeeded", "failed"):
                     state.training_status = status
                     if status == "succeeded":

@@ -303,6 +303,42 @@ def test_timeouts_outlasting_retries_raise_transient(face_api: Any) -> None:
     face_api.configure(slowRate=0.0)
 
 
+def test_an_add_face_that_timed_out_but_went_through_is_not_added_twice(face_api: Any) -> None:
+    """Found by the load bench (issue 13): a busy Face answered add_face after the client's read timeout,
+    the retry added the face again, and the person held the upload's face twice."""
+    face_api.configure(synthetic=True)
+    setup = make_client(face_api)
+    gid = new_group_id()
+    setup.create_group(gid, name="g", recognition_model="recognition_04")
+    person_id = setup.create_person(gid, name="p", user_data="attempt-1")
+    face_api.configure(slowRate=1.0, slowMs=1500)
+
+    def backoff(_seconds: float) -> None:  # the fault lifts while we back off, and the slow try lands
+        face_api.configure(slowRate=0.0)
+        time.sleep(3.0)
+
+    client = make_client(face_api, sleep=backoff, timeout=0.5)
+    face_id = client.add_face(gid, person_id, face_bytes("obama/1.jpg"), user_data="upload-1")
+    faces = setup.get_person(gid, person_id).persisted_face_ids
+    assert faces == (face_id,)
+    assert setup.get_face(gid, person_id, face_id)["userData"] == "upload-1"
+
+
+def test_an_add_face_refused_with_429_is_retried_without_a_lookup(face_api: Any) -> None:
+    face_api.configure(synthetic=True)
+    client = make_client(face_api)
+    gid = new_group_id()
+    client.create_group(gid, name="g", recognition_model="recognition_04")
+    person_id = client.create_person(gid, name="p", user_data="attempt-1")
+    before = face_api.stats()["byOperation"]
+    face_api.configure(failNext=[{"status": 429, "retryAfter": 0}])
+    client.add_face(gid, person_id, face_bytes("obama/1.jpg"), user_data="upload-1")
+    after = face_api.stats()["byOperation"]
+    # A 429 is never processed: no look for the face first.
+    assert after.get("GET /largepersongroups/{}/persons/{}", 0) == before.get("GET /largepersongroups/{}/persons/{}", 0)
+    assert len(client.get_person(gid, person_id).persisted_face_ids) == 1
+
+
 def test_each_attempt_has_its_own_client_request_id(face_api: Any, caplog: pytest.LogCaptureFixture) -> None:
     session = RecordingSession()
     client = make_client(face_api, transport=session)

@@ -316,6 +316,20 @@ def test_rate_limit_and_counters(api: Api, face_api: FaceEmulator) -> None:
     assert cfg["rateLimitPerSecond"] is None
 
 
+def test_operation_and_training_counters(api: Api, face_api: FaceEmulator) -> None:
+    api.group("g")
+    face_api.configure(faultRate=1.0, faultStatuses=[503])
+    assert api.call("POST", "largepersongroups/g/train", expect=None).status_code == 503
+    face_api.configure(faultRate=0.0)
+    api.train("g")
+    stats = face_api.stats()
+    # A faulted train request is a call of that kind but started no training.
+    assert stats["byOperation"]["POST /largepersongroups/{}/train"] == 2
+    assert stats["byOperation"]["PUT /largepersongroups/{}"] == 1
+    assert (stats["trainRequests"], stats["trainings"]) == (1, 1)
+    assert sum(stats["byOperation"].values()) == stats["calls"]
+
+
 def test_fail_next_and_person_ids(api: Api, face_api: FaceEmulator) -> None:
     cfg = face_api.configure(failNext=[{"status": 503, "retryAfter": 2}, {"status": 500, "retryAfter": None},
                                        {"status": 429, "retryAfter": 1}])
@@ -332,7 +346,8 @@ def test_fail_next_and_person_ids(api: Api, face_api: FaceEmulator) -> None:
     assert face_api.configure(faultRate=1.0, faultStatuses=[503])["faultRate"] == 1.0
     assert api.call("GET", "largepersongroups", expect=None).status_code == 503
     face_api.reset()
-    assert face_api.stats() == {"calls": 0, "throttled": 0, "faults": 0, "byStatus": {}, "personIds": []}
+    assert face_api.stats() == {"calls": 0, "throttled": 0, "faults": 0, "byStatus": {}, "byOperation": {},
+                                "trainRequests": 0, "trainings": 0, "personIds": []}
     assert api.call("GET", "largepersongroups").json() == []
     bad = requests.post(f"{face_api.endpoint}/_emulator/config", json={"faultRate": 2}, timeout=5)
     assert bad.status_code == 400

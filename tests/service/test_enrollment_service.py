@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.errors import ConsentRequired
+from shared.domain.enrollment import iso
+from shared.errors import ConsentRequired, FaceTransientError
 from tests.fakes import photo
 from tests.service.support import CallCounter, Crash, Stack, hooked, make_stack, new_user
 
@@ -116,3 +117,71 @@ def test_a_crash_before_any_call_converges_on_redelivery(crash_at: int) -> None:
     stack.purge()
     assert [p for p in stack.persons() if p[1] != record.person_id] == []
     assert stack.status(user) == "enrolled"
+
+
+# --- found by the chaos bench (issue 13): a photo stuck in "processing" for good ------------------------
+def test_a_failed_training_request_leaves_the_blob_for_the_retry() -> None:
+    """Under Face faults, the training request after add_face failed; the delivery had already deleted
+    the blob, so the retry found nothing to process and the photo stayed "processing" for ever."""
+    stack = make_stack()
+    user = new_user()
+    stack.consent(user)
+    (name,) = stack.slots(user)
+    stack.put(name, photo(17))
+
+    def face_down_for_training(call: str) -> None:
+        if call in ("face.train", "face.training_status"):
+            raise FaceTransientError("Face 503 after the retries", code="ServiceUnavailable", status=503)
+
+    with hooked(stack, face_down_for_training), pytest.raises(FaceTransientError):
+        stack.blob_created(name)
+    (upload,) = stack.services.repos.uploads.partition(user)
+    # The retry (Event Grid redelivers; the host reads the blob) needs the blob, unless the photo is final.
+    assert upload.status in ("accepted", "rejected", "discarded") or name in stack.photos.uploads
+    if name in stack.photos.uploads:
+        assert stack.blob_created(name) == "accepted"
+    assert stack.status(user) in ("enrolled", "training")
+    assert stack.photos.uploads == {}
+
+
+def test_a_training_recorded_as_running_that_face_never_started_is_started_again() -> None:
+    """The state row says running (written before the train call), but the call never reached Face
+    (failed, and marking the failure lost a race): Face answers "not trained". That is the truth the
+    coordinator asks for, not an error that fails every enrollment after it."""
+    stack = make_stack()
+    stack.services.groups.active()
+    state = stack.services.groups.state()
+    assert state is not None
+    state.training_status, state.training_started_at, state.dirty = "running", iso(stack.clock()), False
+    stack.services.groups.save(state)
+    stack.clock.advance(seconds=10)
+    stack.services.training.request()
+    after = stack.services.groups.state()
+    assert after is not None and after.training_status in ("running", "succeeded")
+    assert stack.face.training_status(after.group_id).status in ("running", "succeeded")
+
+
+def test_a_delivery_that_fails_after_deleting_the_blob_is_completed_by_a_status_read() -> None:
+    """The blob is gone, so no retry will come; the delivery failed (not died) and released its claim.
+    The status read completes the upload once the lease has passed, as it does for a delivery that died."""
+    stack = make_stack()
+    user = new_user()
+    stack.consent(user, store_photos=False)
+    (name,) = stack.slots(user)
+    stack.put(name, photo(17))
+    deleted = [False]
+
+    def storage_fails_once_after_the_delete(call: str) -> None:
+        if call == "photos.delete_upload":
+            deleted[0] = True
+        elif deleted[0] and call == "records.update:uploads":
+            deleted[0] = False
+            raise RuntimeError("storage unavailable")
+
+    with hooked(stack, storage_fails_once_after_the_delete), pytest.raises(RuntimeError):
+        stack.blob_created(name)
+    assert name not in stack.photos.uploads
+    stack.clock.advance(seconds=stack.services.settings.upload_processing_lease_seconds + 1)
+    assert stack.status(user) in ("enrolled", "training")
+    (upload,) = stack.services.repos.uploads.partition(user)
+    assert upload.status == "accepted"

@@ -151,7 +151,7 @@ def test_a_crash_while_the_new_photo_goes_in_never_leaves_the_user_without_a_fac
         assert name.split("/")[1] in faces(stack, user)
         assert stack.face.groups[record.group_id].training == "succeeded"
     # Redelivery of the blob event, then the next read.
-    stack.clock.advance(seconds=31)  # past the crashed delivery's processing lease
+    stack.clock.advance(seconds=stack.services.settings.upload_processing_lease_seconds + 1)  # past the crashed delivery's lease
     if name in stack.photos.uploads:
         stack.blob_created(name)
     stack.services.enrollment.status(user)
@@ -174,7 +174,7 @@ def test_a_crash_between_deleting_the_blob_and_recording_the_outcome_is_not_pend
     with hooked(stack, CallCounter(after_delete)), pytest.raises(Crash):
         stack.enroll(user, 17)
     assert stack.photos.uploads == {}  # the blob is gone: Event Grid has nothing to redeliver
-    stack.clock.advance(seconds=31)  # past the dead delivery's lease
+    stack.clock.advance(seconds=stack.services.settings.upload_processing_lease_seconds + 1)  # past the dead delivery's lease
     status = stack.services.enrollment.status(user)
     assert [p.status for p in status.photos] == ["accepted"]
     assert stack.services.enrollment.status(user).status == "enrolled"
