@@ -188,6 +188,7 @@ TABLE_HR_INDEX, TABLE_RUNS, TABLE_ITEMS = "hrindex", "reenrollruns", "reenrollit
 TABLE_CONSENT_BY_DAY, TABLE_UPLOADS_BY_MINUTE = "consentbyday", "uploadsbyminute"
 TABLE_ATTEMPTS, TABLE_PENDING_ERASURES, TABLE_COUNTERS = "personattempts", "erasurespending", "counters"
 TABLE_OUTBOX = "outbox"
+TABLE_SCHEDULED = "scheduledmessages"
 
 USERS = Layout(TABLE_USERS, rec.User, pk="user_key", rk_const="user")
 UPLOADS = Layout(TABLE_UPLOADS, rec.Upload, pk="user_key", rk="upload_id")
@@ -197,6 +198,7 @@ LEDGER = Layout(TABLE_CONSENT, rec.LedgerEntry, pk="user_key", rk="entry_id")
 HR_INDEX = Layout(TABLE_HR_INDEX, rec.HrIndexEntry, pk="employee_id", rk="user_key")
 ATTEMPTS = Layout(TABLE_ATTEMPTS, rec.PersonAttempt, pk="user_key", rk="attempt_id")
 PENDING_ERASURES = Layout(TABLE_PENDING_ERASURES, rec.PendingErasure, pk_const="pending", rk="user_key")
+SCHEDULED = Layout(TABLE_SCHEDULED, rec.ScheduledMessage, pk="user_key", rk="message_id")
 GROUP = Layout(TABLE_STATE, rec.GroupState, pk_const="group", rk_const="active")
 REENROLL_LOCK = Layout(TABLE_STATE, rec.ReenrollLock, pk_const="reenroll", rk_const="current")
 PURGE_STATS = Layout(TABLE_STATE, rec.PurgeStats, pk_const="purge", rk_const="stats")
@@ -221,7 +223,7 @@ QUOTAS = Layout(TABLE_QUOTAS, rec.QuotaWindow, pk="subject", rk="window")
 ALL_TABLES: tuple[str, ...] = (
     TABLE_USERS, TABLE_UPLOADS, TABLE_UPLOAD_INDEX, TABLE_CONSENT, TABLE_STATE, TABLE_AUDIT, TABLE_OVERRIDES,
     TABLE_RECEIPTS, TABLE_HR_INDEX, TABLE_RUNS, TABLE_ITEMS, TABLE_CONSENT_BY_DAY, TABLE_UPLOADS_BY_MINUTE,
-    TABLE_ATTEMPTS, TABLE_PENDING_ERASURES, TABLE_COUNTERS, TABLE_QUOTAS,
+    TABLE_ATTEMPTS, TABLE_PENDING_ERASURES, TABLE_COUNTERS, TABLE_QUOTAS, TABLE_SCHEDULED,
 )
 
 
@@ -251,4 +253,5 @@ class Repositories:
         self.audit = Repository(store, AUDIT)
         self.attempts = Repository(store, ATTEMPTS)
         self.pending_erasures = Repository(store, PENDING_ERASURES)
+        self.scheduled = Repository(store, SCHEDULED)
         self.quotas = Repository(store, QUOTAS)

@@ -149,6 +149,19 @@ class PendingErasure(Record):
 
 
 @dataclass(kw_only=True)
+class ScheduledMessage(Record):
+    """A message scheduled for later that names the user (an HR termination waiting for its effective
+    date): written before the message is scheduled, deleted when it is handled or the user is erased,
+    so the footprint counts what waits on the bus about the user."""
+
+    user_key: str
+    message_id: str
+    destination: str = ""
+    kind: str = ""
+    due_at: str | None = None
+
+
+@dataclass(kw_only=True)
 class Heartbeat(Record):
     """When something last happened that readiness reports on (``name``: e.g. ``blobCreated``). A name and
     a time only: no user, no blob name."""

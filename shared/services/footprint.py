@@ -17,8 +17,13 @@ Stores covered (docs/erasure.md lists how each is erased and verified):
 - retained by design (not erased, counted apart): the consent ledger, the receipts, and audit rows, which
   name users by a keyed hash (shared/services/audit.py), so they are found by that hash.
 
-Scheduled messages: the only message that names a user and waits is an HR termination scheduled for its
-effective date, which is itself an erasure command; it is not readable through the ports and is not counted.
+Scheduled messages: a message that names the user and waits on the bus (an HR termination scheduled for
+its effective date) is recorded in ``scheduledmessages`` (PartitionKey = user key) before it is scheduled,
+and that row is deleted when the message is handled or the user is erased. The footprint counts those
+rows (``scheduledMessages``); the bus itself cannot be read through the ports. The erasure deletes the
+rows and does not cancel the message: a termination delivered after the erasure is a no-op (it erases an
+empty footprint; tests/service/test_erasure_gaps.py). Re-enrollment work messages also name a user; each
+has a ``reenrollitems`` row (counted as ``reenrollItems``) and does nothing once that row is gone.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ PERSON_PAGE = 1000
 
 #: The stores an erasure must leave empty (the keys of ``Footprint.counts``), in the receipt's order.
 ERASABLE = ("facePersons", "keptPhotos", "uploads", "users", "uploadRecords", "uploadIndex", "uploadsByMinute",
-            "consentByDay", "hrIndex", "overrides", "personAttempts", "reenrollItems")
+            "consentByDay", "hrIndex", "overrides", "personAttempts", "reenrollItems", "scheduledMessages")
 #: Kept on purpose, counted apart. Quota windows are keyed by a pseudonym, expire within a day and are
 #: written by any request the user makes (a revoked user polling status too): the erasure deletes those
 #: it finds, but they are not part of what it verifies.
@@ -73,6 +78,7 @@ class Footprint:
     hr_index: list[str] = field(default_factory=list)
     override: bool = False
     reenroll_items: list[str] = field(default_factory=list)  # run ids
+    scheduled: list[str] = field(default_factory=list)  # message ids of scheduled messages naming the user
     quota_windows: list[tuple[str, str]] = field(default_factory=list)  # (pseudonym, window)
     ledger_entries: int = 0
     receipts: int = 0
@@ -85,7 +91,8 @@ class Footprint:
                 "uploadRecords": len(self.uploads), "uploadIndex": len(self.upload_index),
                 "uploadsByMinute": len(self.uploads_by_minute), "consentByDay": len(self.consent_by_day),
                 "hrIndex": len(self.hr_index), "overrides": int(self.override),
-                "personAttempts": len(self.attempts), "reenrollItems": len(self.reenroll_items)}
+                "personAttempts": len(self.attempts), "reenrollItems": len(self.reenroll_items),
+                "scheduledMessages": len(self.scheduled)}
 
     def retained(self) -> dict[str, int]:
         out = {"ledgerEntries": self.ledger_entries, "receipts": self.receipts,
@@ -168,6 +175,7 @@ class FootprintService:
         for run in r.runs.range(only=[]):
             if r.items.get(run.run_id, user_key) is not None:
                 fp.reenroll_items.append(run.run_id)
+        fp.scheduled = [m.message_id for m in r.scheduled.partition(user_key)]
         fp.receipts = sum(1 for e in ledger if e.receipt_id and r.receipts.get(e.receipt_id) is not None)
         fp.pending_erasure = r.pending_erasures.get(rk=user_key) is not None
         if with_audit:
@@ -222,7 +230,7 @@ class FootprintService:
 def footprint_stores(prefix: str) -> list[str]:
     """What the verification reads (the receipt's ``checked``): every erasable store, by name."""
     tables = ("users", "uploads", "uploadindex", "uploadsbyminute", "consentbyday", "hrindex", "overrides",
-              "personattempts", "reenrollitems", "quotas")
+              "personattempts", "reenrollitems", "quotas", "scheduledmessages")
     return ["Azure Face: every tracked person, every group", "blob kept photos", "blob uploads",
             *(f"table {prefix}{t}" for t in tables)]
 

@@ -121,19 +121,22 @@ class ConsentLedger:
         log.warning("ledger entry could not be re-linked after concurrent appends")
 
     # --- anchoring ----------------------------------------------------------------------------------
-    def heads(self) -> tuple[list[lc.ChainHead], int]:
-        """Every chain's head (a scan of the ledger table: the anchor covers every chain)."""
+    def heads(self, *, latest: dict[str, dict[str, Any]] | None = None) -> tuple[list[lc.ChainHead], int]:
+        """Every chain's head (a scan of the ledger table: the anchor covers every chain). ``latest``, when
+        given, receives each user's latest entry (raw), so purge reuses this scan instead of another."""
         by_user: dict[str, list[dict[str, Any]]] = {}
         for row in self._repos.store.range(LEDGER.table):
             by_user.setdefault(str(row["PartitionKey"]), []).append(row)
+        if latest is not None:
+            latest.update({user: max(rows, key=lambda r: str(r["RowKey"])) for user, rows in by_user.items()})
         heads = [lc.head_of(self._chain(user, rows)) for user, rows in by_user.items()]
         return heads, sum(len(r) for r in by_user.values())
 
-    def anchor(self, *, dry_run: bool = False) -> dict[str, object]:
+    def anchor(self, *, dry_run: bool = False, latest: dict[str, dict[str, Any]] | None = None) -> dict[str, object]:
         """Today's anchor, written once (a second run the same day finds it and writes nothing)."""
         now = self._clock()
         name = anchor_name(now)
-        heads, entries = self.heads()
+        heads, entries = self.heads(latest=latest)
         document = lc.anchor_document(heads, at=iso(now))
         written = False
         if not dry_run:

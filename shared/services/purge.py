@@ -1,6 +1,6 @@
 """purge_timer: the scheduled sweep. Every run writes a report (counts per kind) to the audit log.
 
-Eight steps, each idempotent and each tolerant of a crash of the one before (the next run resumes):
+Nine steps, each idempotent and each tolerant of a crash of the one before (the next run resumes):
 
 0. Erasures that began and were not verified complete (``erasurespending``), run again.
 1. Expired consents: the ``consentbyday`` rows up to the cutoff day (a key-range query), checked
@@ -17,8 +17,14 @@ Eight steps, each idempotent and each tolerant of a crash of the one before (the
 6. Photo replacements whose new faces are trained (nobody polled for them).
 7. The consent ledger's anchor: once a day, a Merkle root over every chain head, written to the
    WORM container (shared/services/ledger.py). A scan of the ledger table, reported in
-   ``ledgerAnchor``; a second run the same day writes nothing. Last, so the anchor covers the
-   tombstones that step 1's erasures wrote.
+   ``ledgerAnchor``; a second run the same day writes nothing. After the erasures of steps 0-1, so
+   the anchor covers the tombstones they wrote.
+8. Revoked users still holding data and with no ``erasurespending`` row (a revocation written before
+   that table existed, or whose row was lost): users whose latest ledger entry (from step 7's scan)
+   is a revocation and who still have a user record or an attempt row (from step 3's scans). No read
+   of its own but the pending rows; at most ``REPAIR_LIMIT`` erasures a run (the rest next run), each
+   with the tombstone's request id, so the receipt is the one it promised. Counted in
+   ``repairedErasures`` and ``rowsRead.repairedErasures``.
 
 Steps 1, 2 and 4 read index rows that are due (plus a few stale ones), never the whole user base:
 ``rowsRead`` per step in the report shows it. A dry run reads the same and deletes nothing.
@@ -56,6 +62,8 @@ PAGE = 1000  # entities per page of a Table storage query
 USER_FIELDS = ["person_id", "group_id", "new_person_id", "new_group_id", "person_attempt", "new_person_attempt",
                "kept_token", "store_photos"]
 MAX_ERRORS_REPORTED = 20
+#: Step 8's erasures per run: each costs a footprint read and deletes; a backlog drains over a few runs.
+REPAIR_LIMIT = 50
 
 
 class _Unchanged(Exception):
@@ -81,6 +89,9 @@ class PurgeService:
         self._clock = clock
         self._loaded_stats: PurgeStats | None = None
         self._counted: dict[str, int] = {}
+        # Filled by steps 3 and 7 of a run, read by step 8 (None: that step did not complete this run).
+        self._holding: set[str] | None = None
+        self._latest: dict[str, dict[str, Any]] | None = None
 
     def run(self, command: RunPurge) -> PurgeReport:
         dry_run, trigger = command.dry_run, command.trigger
@@ -88,12 +99,13 @@ class PurgeService:
         started = time.perf_counter()
         report = PurgeReport(dry_run=dry_run, trigger=trigger, started_at=iso(now))
         self._loaded_stats, self._counted = None, {}
+        self._holding, self._latest = None, None
         steps: list[tuple[str, Callable[[PurgeReport, bool, datetime], None]]] = [
             ("repairedErasures", self._repair_erasures),
             ("expiredConsents", self._expired_consents), ("staleUploads", self._stale_uploads),
             ("orphans", self._orphans), ("supersededGroups", self._superseded_groups),
             ("expiredAuditRows", self._expired_audit_rows), ("replacements", self._replacements),
-            ("ledgerAnchor", self._ledger_anchor)]
+            ("ledgerAnchor", self._ledger_anchor), ("revokedNotErased", self._revoked_not_erased)]
         for name, step in steps:
             began = time.perf_counter()
             try:
@@ -173,7 +185,39 @@ class PurgeService:
 
     # --- 7. the ledger's daily anchor ------------------------------------------------------------
     def _ledger_anchor(self, report: PurgeReport, dry_run: bool, now: datetime) -> None:
-        report.ledger_anchor = self._ledger.anchor(dry_run=dry_run)
+        latest: dict[str, dict[str, Any]] = {}
+        report.ledger_anchor = self._ledger.anchor(dry_run=dry_run, latest=latest)
+        self._latest = latest
+
+    # --- 8. revocations with data left and no pending row ---------------------------------------------
+    def _revoked_not_erased(self, report: PurgeReport, dry_run: bool, now: datetime) -> None:
+        """Erasures step 0 cannot see: the revocation has no ``erasurespending`` row (it was written
+        before that table existed, or the row was lost), yet the user still has a record or an attempt.
+        Found from the scans steps 3 and 7 made; re-run with the tombstone's request id."""
+        if self._holding is None or self._latest is None:
+            return  # a step it relies on failed this run; the next run retries
+        latest = self._latest
+        candidates = sorted(u for u in self._holding if str(latest.get(u, {}).get("kind") or "") == "revocation")
+        if not candidates:
+            return
+        pending = {row.user_key for row in self._repos.pending_erasures.partition()}
+        report.rows_read["repairedErasures"] += len(pending)
+        for user_key in [u for u in candidates if u not in pending][:REPAIR_LIMIT]:
+            row = latest[user_key]
+            request_id = str(row.get("requestId") or "")
+            if not request_id:
+                self._error(report, "revokedNotErased", ValueError("revocation entry without a request id"))
+                continue
+            report.repaired_erasures += 1
+            if dry_run:
+                continue
+            try:
+                self._revocation.erase(Revoke(user_key, request_id, reason=str(row.get("reason") or "revoked"),
+                                              requested_by=str(row.get("requestedBy") or "system")))
+                self._audit.write("revocation.repairedByPurge", actor="purge", subject=user_key,
+                                  requestId=request_id, found="ledger")
+            except Exception as exc:
+                self._error(report, "revokedNotErased", exc)
 
     # --- 1. consents not renewed within the retention --------------------------------------------
     def _expired_consents(self, report: PurgeReport, dry_run: bool, now: datetime) -> None:
@@ -349,10 +393,13 @@ class PurgeService:
         # the attempt rows that track it go once it is deleted: by personId, or by the attempt id it
         # carries as userData when a crash kept the personId from being recorded.
         tracked: dict[str, list[tuple[str, str]]] = {}
+        holding = {u.user_key for u in users}
         for attempt in self._repos.attempts.range():
+            holding.add(attempt.user_key)
             for key in (attempt.attempt_id, attempt.person_id):
                 if key:
                     tracked.setdefault(key, []).append((attempt.user_key, attempt.attempt_id))
+        self._holding = holding  # step 8: who still has a record or an attempt row
         # Persons no record knows (including abandoned creation attempts).
         for group_id, persons in listed.items():
             for person_id, user_data in persons.items():

@@ -19,7 +19,7 @@ from shared.adapters.repositories import TABLE_COUNTERS, Repositories
 from shared.commands import HrTermination, ReadReceipt, RequestRevocation, Revoke
 from shared.domain.enrollment import iso, latest_grant, ledger_entry_id, parse_iso
 from shared.domain.erasure import day_key, hr_request_id, minute_key, receipt_id_for, revocation_request_id
-from shared.domain.records import LedgerEntry, PendingErasure, Receipt
+from shared.domain.records import LedgerEntry, PendingErasure, Receipt, ScheduledMessage
 from shared.envelopes import revoke_message
 from shared.errors import (
     Forbidden,
@@ -92,7 +92,11 @@ class RevocationService:
             revoke = Revoke(user_key, hr_request_id(command.source, command.event_id, user_key),
                             reason="employment ended", requested_by="hr")
             if command.effective > self._clock():
-                # Erasure on the effective date: a scheduled message on the revocations queue.
+                # Erasure on the effective date: a scheduled message on the revocations queue, recorded
+                # first (keyed by the user) so the footprint shows it and an erasure before then removes it.
+                self._repos.scheduled.upsert(ScheduledMessage(
+                    user_key=user_key, message_id=revoke.request_id, destination=self._settings.revocations_queue,
+                    kind="revocation", due_at=iso(command.effective)))
                 self._publisher.send(self._settings.revocations_queue,
                                      [revoke_message(revoke, not_before=command.effective)])
                 self._audit.write("hr.termination.scheduled", actor="hr", subject=user_key,
@@ -233,6 +237,10 @@ class RevocationService:
             self._repos.uploads.delete(user_key, upload.upload_id)
         for run_id in fp.reenroll_items:
             self._repos.items.delete(run_id, user_key)
+        # Scheduled messages naming the user (its own, if this erasure is one): the rows go; a message
+        # still on the bus is not cancelled, and when delivered it erases an empty footprint (a no-op).
+        for message_id in fp.scheduled:
+            self._repos.scheduled.delete(user_key, message_id)
         for employee_id in fp.hr_index:
             for row in hr_rows(self._repos, employee_id):
                 if row.user_key == user_key:

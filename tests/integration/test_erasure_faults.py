@@ -32,7 +32,8 @@ from tests.integration.erasure_support import InProcess, in_process, new_user
 pytestmark = pytest.mark.integration
 
 #: The calls one erasure of the enrolled user makes (test_every_call_position_is_covered fails when it grows).
-POSITIONS = 59  # 55 on integration3, plus the ledger chain (its read, the re-link check) and the outbox (event, work list)
+POSITIONS = 61  # 55 on integration3, plus the ledger chain (its read, the re-link check), the outbox (event, work list)
+# and the footprint's scheduledmessages partition (read before and after erasing)
 
 
 EXPECTED_COUNTS = {"faceTemplate": 1, "keptPhotos": 1, "uploads": 0, "uploadRecords": 2, "enrollmentRecord": 1}
