@@ -347,7 +347,7 @@ def test_fail_next_and_person_ids(api: Api, face_api: FaceEmulator) -> None:
     assert api.call("GET", "largepersongroups", expect=None).status_code == 503
     face_api.reset()
     assert face_api.stats() == {"calls": 0, "throttled": 0, "faults": 0, "byStatus": {}, "byOperation": {},
-                                "trainRequests": 0, "trainings": 0, "personIds": []}
+                                "trainRequests": 0, "trainings": 0, "busySeconds": 0.0, "personIds": []}
     assert api.call("GET", "largepersongroups").json() == []
     bad = requests.post(f"{face_api.endpoint}/_emulator/config", json={"faultRate": 2}, timeout=5)
     assert bad.status_code == 400
