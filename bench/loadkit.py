@@ -145,9 +145,17 @@ def start_user(client: Client, user: str, count: int, photos: list[bytes], *, in
         run.failed_step = f"uploads {getattr(r, 'status_code', 'error')}"
         return run
     for k, slot in enumerate(r.json()["uploads"]):
-        put = client.http("PUT", slot["url"], data=photos[(index + k) % len(photos)],
-                          headers={"x-ms-blob-type": "BlockBlob"})
-        if put is None or put.status_code != 201:
+        put, stored = None, False
+        # A front end retries a PUT whose connection failed, as this client does (up to 3 tries). The SAS is
+        # create-only: 409 on a retry means the first try stored the blob and only its answer was lost.
+        for attempt in range(3):
+            put = client.http("PUT", slot["url"], data=photos[(index + k) % len(photos)],
+                              headers={"x-ms-blob-type": "BlockBlob"})
+            stored = put is not None and (put.status_code == 201 or (attempt > 0 and put.status_code == 409))
+            if stored or (put is not None and put.status_code < 500):
+                break  # stored, or refused (retrying would not help)
+            time.sleep(0.5 * (attempt + 1))
+        if not stored:
             run.failed_step = f"PUT {getattr(put, 'status_code', 'error')}"
             continue
         run.put_at[slot["uploadId"]] = time.monotonic()
