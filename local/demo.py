@@ -408,11 +408,13 @@ class Scenario:
             raise StepFailed(f"local.bus send exited {sent.returncode}: {sent.stderr.strip()[-400:]}")
         r.detail.append(f"$ python -m local.bus send --topic hr-events --file hr-event.json --message-id {event_id}")
         r.detail.append(f"  {sent.stdout.strip()}")
-        status = self.api.wait_status(ALICE, lambda s: s["status"] == "revoked", what="revoked", timeout=45)
+        # "revoked" shows once the tombstone is written; the receiptId once the erasure is done and its receipt
+        # exists (until then the status says the erasure is finishing).
+        status = self.api.wait_status(ALICE, lambda s: s["status"] == "revoked" and "receiptId" in s,
+                                      what="revoked with a receipt", timeout=45)
         receipt_id = status.get("receiptId")
         if not receipt_id:
             raise StepFailed(f"revoked without a receiptId: {status}")
-        # "revoked" shows once the tombstone is written; the receipt follows when the erasure is verified.
         deadline = time.monotonic() + 45
         while self.api.call("GET", f"admin/receipts/{receipt_id}", user=ADMIN, admin=True).status_code != 200:
             if time.monotonic() > deadline:
@@ -552,7 +554,8 @@ class Scenario:
         if not request_id:
             raise StepFailed(f"202 without a requestId: {got}")
         r.detail.append(f"DELETE /api/enrollment → 202, requestId {request_id}")
-        status = self.api.wait_status(BOB, lambda s: s["status"] == "revoked", what="revoked", timeout=45)
+        status = self.api.wait_status(BOB, lambda s: s["status"] == "revoked" and "receiptId" in s,
+                                      what="revoked with a receipt", timeout=45)
         if not status.get("receiptId"):
             raise StepFailed(f"revoked without a receiptId: {status}")
         deadline = time.monotonic() + 45  # revoked shows at the tombstone; the erasure follows
