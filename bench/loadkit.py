@@ -403,15 +403,10 @@ class Tee(io.TextIOBase):
 
 
 def commit() -> str:
-    """The commit measured ("+changes" with uncommitted changes to tracked files), as bench/run_all.py records it."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return f"{head}+changes" if dirty else head
+    """The commit measured, recorded as bench/run_all.py records it (imported late: run_all imports this module)."""
+    from run_all import code
+
+    return code()
 
 
 @contextlib.contextmanager
