@@ -36,6 +36,10 @@ def stack(azurite: Azurite, face_emulator: Any, tmp_path_factory: pytest.TempPat
     # Lift the scan cap so scan bombs get past the header checks and really cost their 2 s of CPU in the
     # sandbox: the worst an upload may cost, and what must not hold anyone else up.
     env["IMAGE_MAX_JPEG_SCANS"] = "1000000"
+    # RLIMIT_CPU counts whole seconds from the child's first (rounded-up) second, so a budget of 2 lets a
+    # decode run for up to 3 s: a fast machine decodes the bomb (about 3.4 s here) inside that. A budget
+    # of 1 (up to 2 s) keeps the bomb well over it on any machine this runs on.
+    env["IMAGE_DECODE_CPU_SECONDS"] = "1"
     log: Path = tmp_path_factory.mktemp("hostile") / "host.log"
     host = start_host(env=env, log_path=log, extra_args=["--lock-seconds", "5", "--no-timers"])
     yield AppStack(host, azurite, face_emulator, env)
@@ -80,7 +84,7 @@ def test_costly_uploads_do_not_hold_up_another_users_photo(stack: AppStack) -> N
     alone = normal_photo_seconds(stack, "family2-lady/1.jpg")
     attacker = f"u-{uuid.uuid4().hex[:8]}"
     stack.consent(attacker, store_photos=False)
-    # 1,900 scans: under the segment cap (2,000), about 4 s of CPU to decode, so the sandbox stops each at 2 s.
+    # 1,900 scans: under the segment cap (2,000), about 3.4 s of CPU to decode, so the sandbox stops each.
     bomb = corpus.progressive_scan_bomb(4096, 4096, ac_scans=1900)
     bombs = slots(stack, attacker, COSTLY_BOMBS)
     for slot in bombs:
@@ -95,7 +99,7 @@ def test_costly_uploads_do_not_hold_up_another_users_photo(stack: AppStack) -> N
     # The costly uploads end rejected, with the reason, and their blobs are gone (never retried forever).
     bombs_status = stack.wait_status(attacker, final, timeout=60)
     assert [p["status"] for p in bombs_status["photos"]] == ["rejected"] * COSTLY_BOMBS
-    assert all("too costly to process" in p["reasons"][0] for p in bombs_status["photos"])
+    assert all("too costly to process" in p["reasons"][0] for p in bombs_status["photos"]), bombs_status["photos"]
     ids = {s["uploadId"] for s in bombs}
     assert not [b for b in upload_blobs(stack) if b.rsplit("/", 1)[-1] in ids]
 
