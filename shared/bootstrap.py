@@ -17,7 +17,15 @@ from shared.settings import Settings
 if TYPE_CHECKING:  # types only: the modules are imported on first build (cold start)
     from shared.adapters.repositories import Repositories
     from shared.domain.pacing import TokenBucket
-    from shared.ports import AnchorStorePort, EventPublisherPort, FacePort, MessagePublisherPort, PhotoStorePort, RecordStorePort
+    from shared.ports import (
+        AnchorStorePort,
+        EventPublisherPort,
+        FacePort,
+        ImageCheckPort,
+        MessagePublisherPort,
+        PhotoStorePort,
+        RecordStorePort,
+    )
     from shared.services.access import AccessService
     from shared.services.audit import AuditLog
     from shared.services.consent import ConsentService
@@ -69,7 +77,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None =
           records: RecordStorePort | None = None, photos: PhotoStorePort | None = None,
           publisher: MessagePublisherPort | None = None, anchors: AnchorStorePort | None = None,
           events: EventPublisherPort | None = None, credential: Any = None,
-          face_budget: TokenBucket | None = None) -> Services:
+          face_budget: TokenBucket | None = None, images: ImageCheckPort | None = None) -> Services:
     """Adapters from settings, except those given: tests pass in-memory fakes (tests/fakes.py) or
     real adapters wrapped with faults. Nothing is connected here; adapters connect on first use.
 
@@ -139,6 +147,10 @@ def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None =
         else:
             events = EventGridPublisher(endpoint=str(settings.eventgrid_topic_endpoint), source=settings.events_source,
                                         credential=credential or clients.credential())
+    if images is None:
+        from shared.adapters.image_sandbox import SandboxedImageCheck
+
+        images = SandboxedImageCheck.from_settings(settings)
     repos = Repositories(records)
     outbox = EventOutbox(repos, events, clock=clock)
     audit = AuditLog(repos, clock=clock, hash_key=settings.audit_hash_key)
@@ -151,7 +163,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, face: FacePort | None =
     quotas = QuotaService(repos=repos, settings=settings, clock=clock)
     enrollment = EnrollmentService(repos=repos, photos=photos, face=face, consent=consent, audit=audit, groups=groups,
                                    training=training, persons=persons, settings=settings, clock=clock, events=outbox,
-                                   quotas=quotas)
+                                   images=images, quotas=quotas)
     footprint = FootprintService(repos=repos, photos=photos, face=face, audit=audit, clock=clock,
                                  audit_retention_days=settings.audit_retention_days)
     revocation = RevocationService(repos=repos, photos=photos, face=face, consent=consent, audit=audit,

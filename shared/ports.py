@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:  # shared.images imports Pillow: not at start-up
+    from shared.images import ValidatedImage
 
 
 # --- Face -------------------------------------------------------------------------------------
@@ -152,6 +155,16 @@ class PhotoStorePort(Protocol):
     def read_kept(self, kept_name: str) -> bytes: ...
     def list_kept(self, prefix: str = "") -> list[str]: ...
     def delete_kept(self, kept_name: str) -> bool: ...
+
+
+# --- Photo validation (decoding a stranger's file) -----------------------------------------------
+class ImageCheckPort(Protocol):
+    """Validates one upload and re-encodes it from pixels (shared/images.py): the photo Face sees, or
+    ``shared.images.ImageRejected`` with a reason a person can act on."""
+
+    @property
+    def max_bytes(self) -> int: ...
+    def validate(self, data: bytes) -> ValidatedImage: ...
 
 
 # --- Readiness probes ---------------------------------------------------------------------------

@@ -33,8 +33,8 @@ from shared.errors import (
     RecordConflict,
     TransientFailure,
 )
-from shared.images import TOO_LARGE, ImageRejected, ValidatedImage, limits_from, validate_image
-from shared.ports import FacePort, FaceRectangle, PhotoStorePort
+from shared.images import TOO_LARGE, ImageRejected, ValidatedImage
+from shared.ports import FacePort, FaceRectangle, ImageCheckPort, PhotoStorePort
 from shared.results import (
     ConsentInForce,
     EnrollmentStatus,
@@ -68,12 +68,13 @@ ERASURE_PENDING_MESSAGE = ("Your consent is withdrawn and your data is being era
 class EnrollmentService:
     def __init__(self, *, repos: Repositories, photos: PhotoStorePort, face: FacePort, consent: ConsentService,
                  audit: AuditLog, groups: GroupDirectory, training: TrainingCoordinator, persons: PersonFactory,
-                 settings: Settings, clock: Callable[[], datetime], events: EventOutbox,
+                 settings: Settings, clock: Callable[[], datetime], events: EventOutbox, images: ImageCheckPort,
                  quotas: QuotaService | None = None, policy: RetentionPolicy | None = None) -> None:
         self._quotas = quotas or QuotaService(repos=repos, settings=settings, clock=clock)
         self._policy = policy or load_policy()
         self._repos = repos
         self._events = events
+        self._images = images
         self._photos = photos
         self._face = face
         self._consent = consent
@@ -297,7 +298,7 @@ class EnrollmentService:
         except RecordConflict as exc:
             raise TransientFailure("another delivery of this upload is being processed") from exc
         try:
-            if command.declared_size is not None and command.declared_size > limits_from(self._settings).max_bytes:
+            if command.declared_size is not None and command.declared_size > self._images.max_bytes:
                 return self._reject(upload, codes=("tooLarge",), reasons=(TOO_LARGE,))
             return self._enroll_photo(upload, content=command.content)
         except BaseException:
@@ -318,7 +319,7 @@ class EnrollmentService:
     def _enroll_photo(self, upload: Upload, *, content: bytes) -> str:
         user_key = upload.user_key
         try:
-            image = validate_image(content, limits_from(self._settings))
+            image = self._images.validate(content)
         except ImageRejected as exc:
             return self._reject(upload, codes=(exc.code,), reasons=(exc.reason,))
         try:

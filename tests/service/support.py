@@ -20,7 +20,17 @@ from shared.domain.principal import Principal
 from shared.envelopes import decode_control, decode_hr_event, decode_revoke, decode_work, deliver
 from shared.errors import MessageRejected
 from shared.settings import Settings
-from tests.fakes import FakeAnchors, FakeEvents, FakeFace, FakePhotos, FakePublisher, FakeRecords, Sent, photo
+from tests.fakes import (
+    FakeAnchors,
+    FakeEvents,
+    FakeFace,
+    FakePhotos,
+    FakePublisher,
+    FakeRecords,
+    InProcessImageCheck,
+    Sent,
+    photo,
+)
 
 #: Examples per service-tier property: at least 2,000 in CI (scripts/check.sh sets HYPOTHESIS_PROFILE=ci),
 #: fewer for make test-fast and local runs, which must stay under a minute.
@@ -164,7 +174,7 @@ def make_stack(**env: str) -> Stack:
     records, photos, face, publisher, anchors = FakeRecords(), FakePhotos(), FakeFace(), FakePublisher(), FakeAnchors()
     events = FakeEvents()
     services = build(settings, clock=clock, records=records, photos=photos, face=face, publisher=publisher,
-                     anchors=anchors, events=events)
+                     anchors=anchors, events=events, images=InProcessImageCheck(settings))
     return Stack(services, clock, records, photos, face, publisher, anchors=anchors, events=events)
 
 

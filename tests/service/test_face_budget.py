@@ -11,7 +11,7 @@ from shared.bootstrap import build
 from shared.commands import StartReenrollment
 from shared.domain.pacing import TokenBucket
 from shared.settings import Settings
-from tests.fakes import FakeFace, FakePhotos, FakePublisher, FakeRecords, photo
+from tests.fakes import FakeFace, FakePhotos, FakePublisher, FakeRecords, InProcessImageCheck, photo
 from tests.service.support import ManualClock, Stack
 from tests.unit.test_face_rest_client import ScriptedSession, client, response
 
@@ -143,7 +143,7 @@ def test_a_whole_run_on_the_fakes_stays_within_r_and_loses_nobody() -> None:
                                   "FACE_CALLS_PER_SECOND": str(rate),
                                   "FACE_RECOGNITION_MODELS": "recognition_04,recognition_05"})
     services = build(settings, clock=clock, records=records, photos=photos, face=face, publisher=publisher,
-                     face_budget=bucket)
+                     face_budget=bucket, images=InProcessImageCheck(settings))
     stack = Stack(services, clock, records, photos, face, publisher)
     users = [f"u{i:03d}" for i in range(12)]
     for i, user in enumerate(users):

@@ -11,6 +11,7 @@ import struct
 import pytest
 from PIL import Image, ImageCms
 
+from shared.adapters.image_sandbox import SandboxedImageCheck
 from shared.images import validate_image
 from shared.services import enrollment
 from tests.fixtures.paths import face_bytes
@@ -96,9 +97,11 @@ def test_no_png_metadata_survives(mode: str) -> None:
 
 
 def test_the_pipeline_sends_and_keeps_only_what_validate_image_returns() -> None:
-    # The enroll pipeline's only path from upload bytes to Face and to photo storage is validate_image.
+    # The enroll pipeline's only path from upload bytes to Face and to photo storage is the image check
+    # port, and the app's adapter of it is validate_image (in its sandbox).
     source = inspect.getsource(enrollment.EnrollmentService._enroll_photo)
-    assert "image = validate_image(content" in source
+    assert "image = self._images.validate(content)" in source
+    assert "return validate_image(data, self._limits)" in inspect.getsource(SandboxedImageCheck.validate)
     # The Limited Access steps (detect, person, add-face) take the validated image, never the upload bytes.
     assert "self._add_to_group(upload, image)" in source
     source += inspect.getsource(enrollment.EnrollmentService._add_to_group)
