@@ -56,6 +56,7 @@ TEST_USERS: tuple[TestUser, ...] = (
     TestUser("grace", "Grace Hopper", "E1002"),
     TestUser("alan", "Alan Turing", "E1003"),
     TestUser("katherine", "Katherine Johnson (administrator)", "E1004", ("FaceEnrollment.Admin",)),
+    TestUser("margaret", "Margaret Hamilton", "E1005"),
 )
 
 

@@ -453,6 +453,32 @@ def test_an_idle_session_signs_out_by_itself_and_releases_the_camera(
     context.close()
 
 
+def test_an_accepted_photo_is_not_called_unusable_while_the_group_trains(web_stack: WebStack, chromium: Any) -> None:
+    """The verdict waits for the training that makes an accepted photo count: until then the status is
+    "pending", which the page once showed as "We could not use your photos" (seen on a loaded machine)."""
+    face = web_stack.app.face
+    default = face.configure()["trainBaseMs"]
+    face.configure(trainBaseMs=5000)  # every training now takes 5 s: the photo is accepted long before
+    try:
+        context, page, problems = new_page(chromium, viewport={"width": 1024, "height": 768})
+        sign_in(page, web_stack, "margaret")
+        wait_screen(page, "about")
+        page.click("#about-continue")
+        page.click("#consent-accept")
+        page.check("#keep-no")
+        page.click("#keep-continue")
+        wait_screen(page, "capture")
+        page.set_input_files("#file-input", str(FACES / "family1-dad/1.jpg"))
+        page.click("#upload")
+        wait_screen(page, "result", timeout=ENROLL_TIMEOUT_MS)
+        assert page.inner_text("#result-title") == "You are enrolled", page.inner_text("#screen-result")
+        assert web_stack.app.call("GET", "enrollment", user=_oid("margaret")).json()["status"] == "enrolled"
+        assert not problems, problems
+        context.close()
+    finally:
+        face.configure(trainBaseMs=default)
+
+
 def _oid(user: str) -> str:
     from local.host.easyauth import TEST_USERS
 
