@@ -142,16 +142,25 @@ class Repository(Generic[R]):
         self._store.delete(self.layout.table, entity["PartitionKey"], entity["RowKey"], etag=record.etag or None)
 
     def mutate(self, change: Callable[[R], object], pk: str | None = None, rk: str | None = None, *,
-               attempts: int = 5) -> R | None:
+               attempts: int = 5, create: Callable[[], R] | None = None) -> R | None:
         """Applies ``change`` (which mutates the record in place) and writes it if nobody changed it meanwhile.
 
         Re-reads and re-applies on a lost race. Returns the written record, or None when there is none
-        (erased, for instance). ``change`` may raise to abort. ``TransientFailure`` when it keeps changing.
+        (erased, for instance) and no ``create``, which otherwise makes the first one (``change`` applied
+        to it; a lost race to create it is retried as an update). ``change`` may raise to abort.
+        ``TransientFailure`` when it keeps changing.
         """
         for _ in range(attempts):
             found = self.get(pk, rk)
             if found is None:
-                return None
+                if create is None:
+                    return None
+                fresh = create()
+                change(fresh)
+                try:
+                    return self.insert(fresh)
+                except RecordExists:
+                    continue
             change(found)
             try:
                 return self.update(found)
@@ -201,6 +210,7 @@ PENDING_ERASURES = Layout(TABLE_PENDING_ERASURES, rec.PendingErasure, pk_const="
 SCHEDULED = Layout(TABLE_SCHEDULED, rec.ScheduledMessage, pk="user_key", rk="message_id")
 GROUP = Layout(TABLE_STATE, rec.GroupState, pk_const="group", rk_const="active")
 REENROLL_LOCK = Layout(TABLE_STATE, rec.ReenrollLock, pk_const="reenroll", rk_const="current")
+COUNTERS = Layout(TABLE_COUNTERS, rec.Counter, pk_const="counters", rk="name")
 PURGE_STATS = Layout(TABLE_STATE, rec.PurgeStats, pk_const="purge", rk_const="stats")
 SUPERSEDED = Layout(TABLE_STATE, rec.SupersededGroup, pk_const="supersededgroup", rk="group_id")
 HEARTBEATS = Layout(TABLE_STATE, rec.Heartbeat, pk_const="heartbeat", rk="name")
@@ -227,6 +237,40 @@ ALL_TABLES: tuple[str, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class StoredLedgerEntry:
+    """One ledger entry as Table storage holds it: the typed entry, and the entity itself, every column
+    as stored, which the hash chain covers (shared/domain/ledger_chain.py hashes what is stored, so an
+    edit of any column, one the code does not know included, breaks the chain)."""
+
+    entry: rec.LedgerEntry
+    stored: Mapping[str, Any]
+
+
+class LedgerRows:
+    """The consent ledger read for its hash chain: each user's entries in ``entry_id`` order."""
+
+    def __init__(self, store: RecordStorePort) -> None:
+        self._store = store
+
+    def _stored(self, entity: Mapping[str, Any]) -> StoredLedgerEntry:
+        return StoredLedgerEntry(LEDGER.from_entity(entity, str(entity.get("etag") or "")), entity)
+
+    def of(self, user_key: str) -> list[StoredLedgerEntry]:
+        rows = [self._stored(e) for e in self._store.partition(LEDGER.table, user_key)]
+        return sorted(rows, key=lambda r: r.entry.entry_id)
+
+    def by_user(self) -> dict[str, list[StoredLedgerEntry]]:
+        """Every user's chain: one scan of the ledger table."""
+        out: dict[str, list[StoredLedgerEntry]] = {}
+        for entity in self._store.range(LEDGER.table):
+            row = self._stored(entity)
+            out.setdefault(row.entry.user_key, []).append(row)
+        for rows in out.values():
+            rows.sort(key=lambda r: r.entry.entry_id)
+        return out
+
+
 class Repositories:
     """Every repository, over one record store (built once in shared/bootstrap.py)."""
 
@@ -236,12 +280,14 @@ class Repositories:
         self.uploads = Repository(store, UPLOADS)
         self.upload_index = Repository(store, UPLOAD_INDEX)
         self.ledger = Repository(store, LEDGER)
+        self.ledger_rows = LedgerRows(store)
         self.hr_index = Repository(store, HR_INDEX)
         self.group = Repository(store, GROUP)
         self.reenroll_lock = Repository(store, REENROLL_LOCK)
         self.superseded = Repository(store, SUPERSEDED)
         self.heartbeats = Repository(store, HEARTBEATS)
         self.purge_stats = Repository(store, PURGE_STATS)
+        self.counters = Repository(store, COUNTERS)
         self.overrides = Repository(store, OVERRIDES)
         self.receipts = Repository(store, RECEIPTS)
         self.runs = Repository(store, RUNS)

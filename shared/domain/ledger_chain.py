@@ -85,6 +85,23 @@ def anchor_document(heads: Iterable[ChainHead], *, at: str) -> dict[str, object]
             "heads": [h.as_json() for h in ordered]}
 
 
+def anchor_bytes(document: Mapping[str, Any]) -> bytes:
+    """An anchor as written to the WORM container (canonical JSON: the same heads give the same bytes)."""
+    return json.dumps(document, sort_keys=True).encode()
+
+
+def read_anchor(data: bytes) -> tuple[list[ChainHead], bool]:
+    """The heads of a stored anchor and whether its root matches them; ``ValueError`` when it is not an
+    anchor at all (unreadable JSON, missing fields)."""
+    try:
+        document = json.loads(data)
+        if not isinstance(document, dict):
+            raise ValueError("an anchor is a JSON object")
+        return anchor_heads(document)
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"not an anchor: {exc}") from exc
+
+
 def anchor_heads(document: Mapping[str, Any]) -> tuple[list[ChainHead], bool]:
     """The heads of an anchor, and whether its root matches them (a damaged anchor is reported, not trusted)."""
     heads = [ChainHead(str(h["user"]), int(h["entries"]), str(h["head"])) for h in document.get("heads", [])]

@@ -185,6 +185,14 @@ class GroupState(Record):
 
 
 @dataclass(kw_only=True)
+class Counter(Record):
+    """A count operators read without scanning the audit log (e.g. ``hrTerminationsUnknown``)."""
+
+    name: str
+    count: int = 0
+
+
+@dataclass(kw_only=True)
 class PurgeStats(Record):
     """What the last purge saw of the tables it may scan: how purge_timer picks its cheaper read plan."""
 

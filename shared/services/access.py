@@ -56,17 +56,17 @@ class AccessService:
         self._audit_days = audit_retention_days
 
     # --- the bundle --------------------------------------------------------------------------------
-    def mine(self, user_key: str) -> dict[str, Any]:
+    def mine(self, user_key: str) -> dict[str, object]:
         self._audit.write("access.read", actor=user_key, subject=user_key)
         return self.bundle(user_key)
 
-    def export(self, command: ExportUser) -> dict[str, Any]:
+    def export(self, command: ExportUser) -> dict[str, object]:
         if not command.admin.is_admin:
             raise Forbidden("Only administrators can export a user's data.")
         self._audit.write("access.exported", actor=command.admin.user_key, subject=command.user_key)
         return self.bundle(command.user_key)
 
-    def bundle(self, user_key: str) -> dict[str, Any]:
+    def bundle(self, user_key: str) -> dict[str, object]:
         status = self._enrollment.status(user_key)  # completes a replacement that can be completed
         fp = self._footprint.of(user_key)  # its audit count is taken from the rows read below (one scan, not two)
         ledger = sorted(self._consent.ledger(user_key), key=lambda e: e.entry_id)

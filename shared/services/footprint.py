@@ -18,7 +18,7 @@ Stores covered (docs/erasure.md lists how each is erased and verified):
   name users by a keyed hash (shared/services/audit.py), so they are found by that hash.
 
 Scheduled messages: a message that names the user and waits on the bus (an HR termination scheduled for
-its effective date) is recorded in ``scheduledmessages`` (PartitionKey = user key) before it is scheduled,
+its effective date) is recorded in ``scheduledmessages`` (partitioned by user key) before it is scheduled,
 and that row is deleted when the message is handled or the user is erased. The footprint counts those
 rows (``scheduledMessages``); the bus itself cannot be read through the ports. The erasure deletes the
 rows and does not cancel the message: a termination delivered after the erasure is a no-op (it erases an
@@ -236,7 +236,7 @@ def footprint_stores(prefix: str) -> list[str]:
 
 
 def hr_rows(repos: Repositories, employee_id: str) -> list[HrRow]:
-    """The accounts an employee id names (rows of the older layout, RowKey ``u``, carry the user in a column)."""
+    """The accounts an employee id names (rows of the older layout, keyed ``u``, carry the user in a column)."""
     out = []
     for row in repos.hr_index.partition(employee_id):
         user_key = row.user_key

@@ -13,14 +13,12 @@ only its own, seconds-old entry, so concurrent appends converge to one chain.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
-from shared.adapters.repositories import LEDGER, Repositories
+from shared.adapters.repositories import Repositories, StoredLedgerEntry
 from shared.domain import ledger_chain as lc
 from shared.domain.enrollment import iso, ledger_entry_id, parse_iso
 from shared.domain.records import LedgerEntry
@@ -65,22 +63,20 @@ class ConsentLedger:
         self._clock = clock
 
     # --- reading -----------------------------------------------------------------------------------
-    def _raw(self, user_key: str) -> list[dict[str, Any]]:
-        return self._repos.store.partition(LEDGER.table, user_key)  # sorted by RowKey, i.e. entry_id
-
-    def _chain(self, user_key: str, rows: list[dict[str, Any]]) -> lc.Chain:
+    @staticmethod
+    def _chain(user_key: str, rows: list[StoredLedgerEntry]) -> lc.Chain:
         chain = lc.Chain(user_key)
-        for row in sorted(rows, key=lambda r: str(r["RowKey"])):
-            chain.entries.append((str(row["RowKey"]), int(row.get("seq") or 0), str(row.get("prevSha256") or ""), row))
+        for row in rows:  # in entry_id order
+            chain.entries.append((row.entry.entry_id, row.entry.seq, row.entry.prev_sha256 or "", row.stored))
         return chain
 
     # --- appending ----------------------------------------------------------------------------------
     def prepare(self, entry: LedgerEntry) -> LedgerEntry:
         """Places ``entry`` last in its user's chain and links it (call before writing anything that names its id)."""
-        rows = self._raw(entry.user_key)
+        rows = self._repos.ledger_rows.of(entry.user_key)
         if rows:
-            latest = max(rows, key=lambda r: str(r["RowKey"]))
-            latest_id = str(latest["RowKey"])
+            latest = rows[-1]
+            latest_id = latest.entry.entry_id
             if entry.entry_id <= latest_id:
                 # Another host's clock (or a redelivered old request) would put it in the middle of
                 # the chain: the ledger only grows at the end.
@@ -88,8 +84,8 @@ class ConsentLedger:
                 latest_at = parse_iso(latest_id.partition("_")[0])
                 if latest_at is not None:
                     entry.entry_id = ledger_entry_id(latest_at + timedelta(microseconds=1), unique)
-            entry.seq = max(int(r.get("seq") or 0) for r in rows) + 1
-            entry.prev_sha256 = lc.entry_hash(latest)
+            entry.seq = max(r.entry.seq for r in rows) + 1
+            entry.prev_sha256 = lc.entry_hash(latest.stored)
         else:
             entry.seq, entry.prev_sha256 = 1, lc.GENESIS
         return entry
@@ -104,13 +100,13 @@ class ConsentLedger:
 
     def _relink(self, entry: LedgerEntry) -> None:
         for _ in range(RELINK_ATTEMPTS):
-            rows = sorted(self._raw(entry.user_key), key=lambda r: str(r["RowKey"]))
-            ids = [str(r["RowKey"]) for r in rows]
+            rows = self._repos.ledger_rows.of(entry.user_key)
+            ids = [r.entry.entry_id for r in rows]
             if entry.entry_id not in ids:
                 return
             i = ids.index(entry.entry_id)
-            prev = lc.entry_hash(rows[i - 1]) if i else lc.GENESIS
-            seq = int(rows[i - 1].get("seq") or 0) + 1 if i else 1
+            prev = lc.entry_hash(rows[i - 1].stored) if i else lc.GENESIS
+            seq = rows[i - 1].entry.seq + 1 if i else 1
             if entry.prev_sha256 == prev and entry.seq == seq:
                 return
             entry.prev_sha256, entry.seq = prev, seq
@@ -121,18 +117,16 @@ class ConsentLedger:
         log.warning("ledger entry could not be re-linked after concurrent appends")
 
     # --- anchoring ----------------------------------------------------------------------------------
-    def heads(self, *, latest: dict[str, dict[str, Any]] | None = None) -> tuple[list[lc.ChainHead], int]:
+    def heads(self, *, latest: dict[str, LedgerEntry] | None = None) -> tuple[list[lc.ChainHead], int]:
         """Every chain's head (a scan of the ledger table: the anchor covers every chain). ``latest``, when
-        given, receives each user's latest entry (raw), so purge reuses this scan instead of another."""
-        by_user: dict[str, list[dict[str, Any]]] = {}
-        for row in self._repos.store.range(LEDGER.table):
-            by_user.setdefault(str(row["PartitionKey"]), []).append(row)
+        given, receives each user's latest entry, so purge reuses this scan instead of another."""
+        by_user = self._repos.ledger_rows.by_user()
         if latest is not None:
-            latest.update({user: max(rows, key=lambda r: str(r["RowKey"])) for user, rows in by_user.items()})
+            latest.update({user: rows[-1].entry for user, rows in by_user.items()})
         heads = [lc.head_of(self._chain(user, rows)) for user, rows in by_user.items()]
         return heads, sum(len(r) for r in by_user.values())
 
-    def anchor(self, *, dry_run: bool = False, latest: dict[str, dict[str, Any]] | None = None) -> dict[str, object]:
+    def anchor(self, *, dry_run: bool = False, latest: dict[str, LedgerEntry] | None = None) -> dict[str, object]:
         """Today's anchor, written once (a second run the same day finds it and writes nothing)."""
         now = self._clock()
         name = anchor_name(now)
@@ -140,7 +134,7 @@ class ConsentLedger:
         document = lc.anchor_document(heads, at=iso(now))
         written = False
         if not dry_run:
-            written = self._anchors.write_anchor(name, json.dumps(document, sort_keys=True).encode())
+            written = self._anchors.write_anchor(name, lc.anchor_bytes(document))
             if written:
                 self._audit.write("ledger.anchored", actor="purge", anchor=name, chains=len(heads), entries=entries,
                                   root=str(document["root"]))
@@ -149,10 +143,7 @@ class ConsentLedger:
     # --- verifying ----------------------------------------------------------------------------------
     def verify(self, *, actor: str) -> VerifyReport:
         report = VerifyReport(checked_at=iso(self._clock()))
-        by_user: dict[str, list[dict[str, Any]]] = {}
-        for row in self._repos.store.range(LEDGER.table):
-            by_user.setdefault(str(row["PartitionKey"]), []).append(row)
-        chains = {user: self._chain(user, rows) for user, rows in by_user.items()}
+        chains = {user: self._chain(user, rows) for user, rows in self._repos.ledger_rows.by_user().items()}
         refs = {lc.user_ref(user): user for user in chains}
         report.chains, report.entries = len(chains), sum(len(c.entries) for c in chains.values())
         seen: set[tuple[str, int, str]] = set()
@@ -169,8 +160,8 @@ class ConsentLedger:
         for name in self._anchors.list_anchors():
             report.anchors += 1
             try:
-                heads, intact = lc.anchor_heads(json.loads(self._anchors.read_anchor(name)))
-            except (ValueError, KeyError, TypeError):
+                heads, intact = lc.read_anchor(self._anchors.read_anchor(name))
+            except ValueError:
                 report.damaged_anchors.append(name)
                 continue
             if not intact:

@@ -43,7 +43,7 @@ from shared.adapters.retention_policy import RetentionPolicy, load_policy
 from shared.commands import Revoke, RunPurge
 from shared.domain import erasure as plan
 from shared.domain.enrollment import iso
-from shared.domain.records import PurgeStats, User
+from shared.domain.records import LedgerEntry, PurgeStats, User
 from shared.errors import LargePersonGroupNotFound, PersonNotFound
 from shared.ports import FacePort, PhotoStorePort
 from shared.results import PurgeReport
@@ -91,7 +91,7 @@ class PurgeService:
         self._counted: dict[str, int] = {}
         # Filled by steps 3 and 7 of a run, read by step 8 (None: that step did not complete this run).
         self._holding: set[str] | None = None
-        self._latest: dict[str, dict[str, Any]] | None = None
+        self._latest: dict[str, LedgerEntry] | None = None
 
     def run(self, command: RunPurge) -> PurgeReport:
         dry_run, trigger = command.dry_run, command.trigger
@@ -185,7 +185,7 @@ class PurgeService:
 
     # --- 7. the ledger's daily anchor ------------------------------------------------------------
     def _ledger_anchor(self, report: PurgeReport, dry_run: bool, now: datetime) -> None:
-        latest: dict[str, dict[str, Any]] = {}
+        latest: dict[str, LedgerEntry] = {}
         report.ledger_anchor = self._ledger.anchor(dry_run=dry_run, latest=latest)
         self._latest = latest
 
@@ -197,14 +197,14 @@ class PurgeService:
         if self._holding is None or self._latest is None:
             return  # a step it relies on failed this run; the next run retries
         latest = self._latest
-        candidates = sorted(u for u in self._holding if str(latest.get(u, {}).get("kind") or "") == "revocation")
+        candidates = sorted(u for u in self._holding if u in latest and latest[u].kind == "revocation")
         if not candidates:
             return
         pending = {row.user_key for row in self._repos.pending_erasures.partition()}
         report.rows_read["repairedErasures"] += len(pending)
         for user_key in [u for u in candidates if u not in pending][:REPAIR_LIMIT]:
-            row = latest[user_key]
-            request_id = str(row.get("requestId") or "")
+            tombstone = latest[user_key]
+            request_id = tombstone.request_id or ""
             if not request_id:
                 self._error(report, "revokedNotErased", ValueError("revocation entry without a request id"))
                 continue
@@ -212,8 +212,8 @@ class PurgeService:
             if dry_run:
                 continue
             try:
-                self._revocation.erase(Revoke(user_key, request_id, reason=str(row.get("reason") or "revoked"),
-                                              requested_by=str(row.get("requestedBy") or "system")))
+                self._revocation.erase(Revoke(user_key, request_id, reason=tombstone.reason or "revoked",
+                                              requested_by=tombstone.requested_by or "system"))
                 self._audit.write("revocation.repairedByPurge", actor="purge", subject=user_key,
                                   requestId=request_id, found="ledger")
             except Exception as exc:

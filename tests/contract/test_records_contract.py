@@ -103,3 +103,35 @@ def test_partitions_reads_many_partitions_in_few_requests(record_store: RecordSt
     assert sorted((r["PartitionKey"], r["RowKey"]) for r in rows) == sorted(
         (f"u{u:02d}", f"r{r}") for u in range(0, 40, 2) for r in range(2))
     assert list(record_store.partitions("many", [])) == []
+
+
+def test_a_repository_mutate_creates_once_and_then_updates(record_store: RecordStorePort) -> None:
+    """``Repository.mutate(create=...)``: the first call inserts; a writer that loses the race to create
+    it re-reads and updates, so no increment is lost."""
+    from shared.adapters.repositories import Repositories
+    from shared.domain.records import Counter
+
+    repos = Repositories(record_store)
+
+    def bump(counter: Counter) -> None:
+        counter.count += 1
+
+    first = repos.counters.mutate(bump, rk="c", create=lambda: Counter(name="c"))
+    assert first is not None and first.count == 1
+    # Another writer creates the row between this writer's read (nothing) and its insert.
+    original_get = repos.counters.get
+    raced = {"done": False}
+
+    def get_then_race(pk: str | None = None, rk: str | None = None) -> Counter | None:
+        if not raced["done"]:
+            raced["done"] = True
+            repos.counters.mutate(bump, rk="d", create=lambda: Counter(name="d"))
+            return None
+        return original_get(pk, rk)
+
+    repos.counters.get = get_then_race  # type: ignore[method-assign]
+    second = repos.counters.mutate(bump, rk="d", create=lambda: Counter(name="d"))
+    assert second is not None and second.count == 2
+    repos.counters.get = original_get  # type: ignore[method-assign]
+    assert repos.counters.get(rk="c").count == 1  # type: ignore[union-attr]
+    assert repos.counters.mutate(bump, rk="missing") is None  # without create: nothing to change

@@ -145,3 +145,17 @@ def test_an_erasure_interleaved_with_an_enroll_at_any_call_leaves_nothing(switch
     assert stack.photos.kept == {} and stack.photos.uploads == {}
     assert stack.status(user) == "revoked"
     assert sent.message.message_id == request
+
+
+def test_terminations_of_unknown_employees_are_counted_for_operators() -> None:
+    from datetime import timedelta
+
+    from shared.commands import HrTermination
+
+    stack = make_stack()
+    for i in range(3):
+        outcome = stack.services.revocation.hr_event(HrTermination(f"evt-{i}", "hr", f"E-unknown-{i}",
+                                                                   stack.clock() - timedelta(days=1)))
+        assert outcome == "unknown"
+    counter = stack.services.repos.counters.get(rk="hrTerminationsUnknown")
+    assert counter is not None and counter.count == 3
