@@ -4,6 +4,7 @@ services directly, in the order they choose, and inspect every store afterwards.
 
 from __future__ import annotations
 
+import functools
 import time
 import uuid
 from collections.abc import Sequence
@@ -75,6 +76,16 @@ class InProcess:
     def prefix(self) -> str:
         return self.env["TABLE_PREFIX"]
 
+    # One client each, kept: a new SDK client builds a new pipeline (tens of ms), and the fault matrix
+    # inspects a dozen tables after each of its 120 cases.
+    @functools.cached_property
+    def _tables(self) -> TableServiceClient:
+        return TableServiceClient.from_connection_string(self.azurite.connection_string)
+
+    @functools.cached_property
+    def _blobs(self) -> BlobServiceClient:
+        return BlobServiceClient.from_connection_string(self.azurite.connection_string)
+
     # --- driving the services ------------------------------------------------------------------
     def consent(self, user_key: str, *, store_photos: bool, hr_key: str | None = None) -> None:
         terms = self.services.consent.terms()
@@ -104,8 +115,7 @@ class InProcess:
 
     # --- inspecting the stores -----------------------------------------------------------------
     def table_rows(self, table: str, *, pk: str | None = None, where: tuple[str, str] | None = None) -> list[dict[str, Any]]:
-        client = TableServiceClient.from_connection_string(self.azurite.connection_string).get_table_client(
-            f"{self.prefix}{table}")
+        client = self._tables.get_table_client(f"{self.prefix}{table}")
         field, value = where or ("PartitionKey", pk)
         try:
             if value is None:
@@ -115,8 +125,7 @@ class InProcess:
             return []
 
     def blobs(self, container_setting: str) -> list[str]:
-        c = BlobServiceClient.from_connection_string(self.azurite.connection_string).get_container_client(
-            self.env[container_setting])
+        c = self._blobs.get_container_client(self.env[container_setting])
         return [b.name for b in c.list_blobs()] if c.exists() else []
 
     def persons(self) -> dict[str, str | None]:
