@@ -90,3 +90,21 @@ def test_each_row_names_the_code_it_measured() -> None:
     rendered = renderer.render(sample_results())
     rows = [line for line in rendered.splitlines() if line.startswith("| ") and not line.startswith("| Figure")]
     assert rows and all(r.endswith("| abc1234 |") for r in rows)
+
+
+def test_a_row_not_measured_this_time_is_carried_over_with_its_own_date_and_code() -> None:
+    old = renderer.render(sample_results())
+    results = sample_results()
+    del results["benches"]["load"]
+    for row in results["table"]:
+        if row["bench"] == "load":
+            row["value"], row["verdict"] = None, "n/a"
+    previous = renderer._rows(old)
+    rendered = renderer.render(results, previous=previous)
+    load_rows = [line for line in rendered.splitlines() if line.startswith("| Load")]
+    assert load_rows and all(line in old.splitlines() for line in load_rows)  # the old rows, verbatim
+    assert "carried over from the previous table" in rendered
+    # A row the previous table never measured is not carried: it stays "not measured".
+    never = renderer.render(results, previous={k: v.replace("| 2026-01-01T00:00:00+00:00 |", "| never |")
+                                               for k, v in previous.items()})
+    assert all("| not measured |" in line for line in never.splitlines() if line.startswith("| Load"))
