@@ -17,8 +17,9 @@ every check that can be made without decoding comes first, and decoding comes la
    every block of the frame again) is refused here: ``tooCostly``. PNG chunks are counted the same way.
 4. **Decoding and re-encoding in a sandbox** (``_run_isolated``): a process forked from a
    ``forkserver`` (a clean, single-threaded parent that has already imported Pillow, so a fork costs
-   milliseconds and never copies the host's threads or sockets) that sets ``RLIMIT_CPU`` (whole
-   seconds, rounded up from ``cpu_seconds``) and ``RLIMIT_AS`` (its own address space plus
+   milliseconds and never copies the host's threads or sockets) that arms a CPU-time timer of
+   ``cpu_seconds`` (``ITIMER_PROF``: SIGPROF ends it, to the millisecond), with ``RLIMIT_CPU`` a second
+   behind it as the kernel's backstop, and sets ``RLIMIT_AS`` (its own address space plus
    ``memory_mb``) on itself before it reads a byte; after one second the caller drops it to the
    lowest CPU priority, waits at most ``wall_seconds`` in all and kills it. Whatever the decoder
    does with a file the checks above did not foresee, the cost is capped by the kernel; a file that
@@ -447,10 +448,15 @@ def _sandbox() -> Any:
 def _limit_self(limits: ImageLimits) -> None:
     import resource
 
-    cpu = max(1, math.ceil(limits.cpu_seconds))
+    cpu = max(0.01, float(limits.cpu_seconds))
+    # The budget to the millisecond: the profiling timer counts this process's CPU time (user and system)
+    # from now and its SIGPROF, unhandled here, ends the process.
+    signal.setitimer(signal.ITIMER_PROF, cpu)
+    # Behind it the kernel's limit, in whole seconds of the process's total CPU time (a forked child
+    # inherits its parent's): SIGXCPU, then SIGKILL, should the timer's signal ever be blocked.
     used = resource.getrusage(resource.RUSAGE_SELF)
-    spent = math.ceil(used.ru_utime + used.ru_stime)  # a forked child inherits its parent's CPU time
-    resource.setrlimit(resource.RLIMIT_CPU, (spent + cpu, spent + cpu + 1))  # SIGXCPU, then SIGKILL
+    hard = math.ceil(used.ru_utime + used.ru_stime + cpu) + 1
+    resource.setrlimit(resource.RLIMIT_CPU, (hard, hard + 1))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     try:
         with open("/proc/self/statm") as f:
@@ -476,7 +482,7 @@ def _sandboxed(conn: multiprocessing.connection.Connection, data: bytes, fmt: st
         conn.close()
 
 
-_COSTLY_SIGNALS = {signal.SIGXCPU, signal.SIGKILL}
+_COSTLY_SIGNALS = {signal.SIGPROF, signal.SIGXCPU, signal.SIGKILL}
 
 
 def _run_isolated(data: bytes, fmt: str, limits: ImageLimits) -> tuple[str, Any]:

@@ -139,7 +139,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("IMAGE_MAX_SIDE", "4096", "both",
                 "Longest side, in pixels, of a photo we decode (36 to 4096: Face detects no larger face); read from the header."),
     SettingSpec("IMAGE_MAX_JPEG_SCANS", "64", "both", "Most scans (SOS markers) in a JPEG; a progressive scan bomb has thousands."),
-    SettingSpec("IMAGE_DECODE_CPU_SECONDS", "2", "both", "CPU budget of decoding and re-encoding one photo (sandbox RLIMIT_CPU, whole seconds)."),
+    SettingSpec("IMAGE_DECODE_CPU_SECONDS", "2", "both", "CPU budget of decoding and re-encoding one photo, in seconds (fractions allowed; the sandbox's CPU-time timer, RLIMIT_CPU behind it)."),
     SettingSpec("IMAGE_DECODE_MEMORY_MB", "200", "both", "Memory budget of decoding and re-encoding one photo (sandbox RLIMIT_AS above its baseline)."),
     SettingSpec("IMAGE_DECODE_WALL_SECONDS", "30", "both", "Wall-clock budget of decoding and re-encoding one photo; the sandbox is killed after it."),
     SettingSpec("UPLOAD_PROCESSING_LEASE_SECONDS", "630", "both",

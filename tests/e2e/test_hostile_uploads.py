@@ -36,9 +36,7 @@ def stack(azurite: Azurite, face_emulator: Any, tmp_path_factory: pytest.TempPat
     # Lift the scan cap so scan bombs get past the header checks and really cost their 2 s of CPU in the
     # sandbox: the worst an upload may cost, and what must not hold anyone else up.
     env["IMAGE_MAX_JPEG_SCANS"] = "1000000"
-    # RLIMIT_CPU counts whole seconds from the child's first (rounded-up) second, so a budget of 2 lets a
-    # decode run for up to 3 s: a fast machine decodes the bomb (about 3.4 s here) inside that. A budget
-    # of 1 (up to 2 s) keeps the bomb well over it on any machine this runs on.
+    # A budget of 1 s keeps the bomb (about 3.4 s of CPU here) well over it on a machine twice as fast.
     env["IMAGE_DECODE_CPU_SECONDS"] = "1"
     log: Path = tmp_path_factory.mktemp("hostile") / "host.log"
     host = start_host(env=env, log_path=log, extra_args=["--lock-seconds", "5", "--no-timers"])

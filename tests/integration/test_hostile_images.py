@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import io
+import time
 
 import pytest
 from PIL import Image
@@ -91,3 +92,14 @@ def test_decoding_runs_under_a_cpu_budget() -> None:
     bomb = hostile("jpeg-scan-bomb-10000")
     err = refused(bomb, max_scans=10**6, max_side=10_000, max_pixels=10**8, cpu_seconds=1.0, wall_seconds=60)
     assert err.code == COSTLY
+
+
+def test_the_cpu_budget_holds_to_a_fraction_of_a_second() -> None:
+    # A decode of about 1.2 s of CPU here (700 empty scans over 4096 x 4096) against a budget of 0.25 s. The
+    # budget once rounded up to whole seconds from the worker's own rounded-up start, so this decode ran to
+    # its end inside a budget that allowed up to 2 s.
+    bomb = corpus.progressive_scan_bomb(4096, 4096, ac_scans=700)
+    started = time.monotonic()
+    err = refused(bomb, max_scans=10**6, cpu_seconds=0.25, wall_seconds=60)
+    assert err.code == COSTLY
+    assert time.monotonic() - started < 5.0
