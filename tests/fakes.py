@@ -30,11 +30,13 @@ import json
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from shared import errors
+from shared.adapters.image_sandbox import SandboxedImageCheck
+from shared.images import DEFAULT_LIMITS, limits_from
 from shared.ports import (
     Candidate,
     DetectedFace,
@@ -48,22 +50,11 @@ from shared.ports import (
 Hook = Callable[[str], None]
 
 
-class InProcessImageCheck:
+class InProcessImageCheck(SandboxedImageCheck):
+    """The app's adapter with the sandbox turned off (``isolate=False``): the same checks, in process."""
+
     def __init__(self, settings: Any = None) -> None:
-        from dataclasses import replace
-
-        from shared.images import DEFAULT_LIMITS, limits_from
-
-        self._limits = replace(limits_from(settings) if settings is not None else DEFAULT_LIMITS, isolate=False)
-
-    @property
-    def max_bytes(self) -> int:
-        return self._limits.max_bytes
-
-    def validate(self, data: bytes) -> Any:
-        from shared.images import validate_image
-
-        return validate_image(data, self._limits)
+        super().__init__(replace(limits_from(settings) if settings is not None else DEFAULT_LIMITS, isolate=False))
 
 
 def _no_hook(name: str) -> None:

@@ -429,21 +429,24 @@ async function waitForVerdict(ids) {
   while (Date.now() < deadline && !state.signingOut) {
     status = await api("GET", "enrollment");
     const mine = status.photos.filter((p) => ids.includes(p.uploadId));
-    const final = mine.length === ids.length && mine.every((p) => !["awaitingUpload", "processing"].includes(p.status));
-    // An accepted photo counts once the group is trained with it: until then the status is "pending".
-    const training = status.status === "pending" && mine.some((p) => p.status === "accepted");
-    if (final && !training) return status;
+    if (mine.length === ids.length && !stillOpen(status, mine)) return status;
     await new Promise((resolve) => window.setTimeout(resolve, 500));
   }
   return status;
+}
+
+// No verdict yet: a photo not yet checked, or an accepted one that counts only once the group is
+// trained with it (until then the status is "pending").
+function stillOpen(status, mine) {
+  return mine.some((p) => ["awaitingUpload", "processing"].includes(p.status))
+    || (status.status === "pending" && mine.some((p) => p.status === "accepted"));
 }
 
 function showResult(status, ids) {
   state.status = status;
   const mine = ids.map((id) => status.photos.find((p) => p.uploadId === id) || { status: "processing", reasons: [] });
   const accepted = mine.filter((p) => p.status === "accepted").length;
-  const open = mine.some((p) => ["awaitingUpload", "processing"].includes(p.status))
-    || (status.status === "pending" && accepted > 0);
+  const open = stillOpen(status, mine);
   let key = "failed";
   if (open) key = "pending";
   else if (status.status === "enrolled" && accepted === mine.length) key = "enrolled";

@@ -254,7 +254,7 @@ class LedgerRows:
         self._store = store
 
     def _stored(self, entity: Mapping[str, Any]) -> StoredLedgerEntry:
-        return StoredLedgerEntry(LEDGER.from_entity(entity, str(entity.get("etag") or "")), entity)
+        return StoredLedgerEntry(LEDGER.from_entity(entity), entity)
 
     def of(self, user_key: str) -> list[StoredLedgerEntry]:
         rows = [self._stored(e) for e in self._store.partition(LEDGER.table, user_key)]

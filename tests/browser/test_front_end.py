@@ -95,6 +95,16 @@ def sign_in(page: Any, web: WebStack, user: str, *, query: str = "", mfa: bool =
     page.wait_for_selector("#who:not([hidden])")
 
 
+def consent_without_keeping_photos(page: Any) -> None:
+    """From the about screen: accept the terms, decline keeping the photos, reach the capture screen."""
+    wait_screen(page, "about")
+    page.click("#about-continue")
+    page.click("#consent-accept")
+    page.check("#keep-no")
+    page.click("#keep-continue")
+    wait_screen(page, "capture")
+
+
 def new_page(chromium: Any, **kwargs: Any) -> tuple[Any, Any, list[str]]:
     context = chromium.new_context(**kwargs)
     page = context.new_page()
@@ -280,12 +290,7 @@ def test_decline_then_a_rejected_photo_shows_its_reasons(
     wait_screen(page, "declined")
     assert page.locator("#declined-recorded").is_visible()
     page.click("#declined-again")
-    wait_screen(page, "about")
-    page.click("#about-continue")
-    page.click("#consent-accept")
-    page.check("#keep-no")
-    page.click("#keep-continue")
-    wait_screen(page, "capture")
+    consent_without_keeping_photos(page)
     page.set_input_files("#file-input", [str(FACES / "nonfaces/1.jpg"), str(FACES / "multi/1.jpg")])
     assert page.locator("#photos li").count() == 2
     page.click("#upload")
@@ -428,12 +433,7 @@ def test_an_idle_session_signs_out_by_itself_and_releases_the_camera(
     page.clock.install()
     # ?idle= can only shorten the configured timeout (a kiosk operator's setting): 60 s here.
     sign_in(page, web_stack, "katherine", query="?idle=60")
-    wait_screen(page, "about")
-    page.click("#about-continue")
-    page.click("#consent-accept")
-    page.check("#keep-no")
-    page.click("#keep-continue")
-    wait_screen(page, "capture")
+    consent_without_keeping_photos(page)
     page.click("#camera-start")
     page.wait_for_function("() => document.getElementById('video').videoWidth > 0")
     page.clock.fast_forward(29_000)
@@ -462,12 +462,7 @@ def test_an_accepted_photo_is_not_called_unusable_while_the_group_trains(web_sta
     try:
         context, page, problems = new_page(chromium, viewport={"width": 1024, "height": 768})
         sign_in(page, web_stack, "margaret")
-        wait_screen(page, "about")
-        page.click("#about-continue")
-        page.click("#consent-accept")
-        page.check("#keep-no")
-        page.click("#keep-continue")
-        wait_screen(page, "capture")
+        consent_without_keeping_photos(page)
         page.set_input_files("#file-input", str(FACES / "family1-dad/1.jpg"))
         page.click("#upload")
         wait_screen(page, "result", timeout=ENROLL_TIMEOUT_MS)
