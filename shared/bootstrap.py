@@ -215,8 +215,8 @@ def _readiness(settings: Settings, *, clock: Clock, face: FacePort, repos: Repos
     else:
         from shared.adapters.azure_storage import StorageClients
 
-        bus = ServiceBusProbe(fully_qualified_namespace=str(settings.servicebus_namespace),
-                              credential=credential or StorageClients(settings).credential(), timeout=timeout)
+        bus = ServiceBusProbe(fully_qualified_namespace=str(settings.servicebus_namespace), credential=credential,
+                              credential_factory=StorageClients(settings).credential, timeout=timeout)
     probe_face = face
     if own_face:
         from shared.adapters.face_rest import FaceRestClient

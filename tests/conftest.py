@@ -6,6 +6,9 @@ Chromium)."""
 
 from __future__ import annotations
 
+import json
+import os
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -20,6 +23,8 @@ pytest_plugins = [
 
 TIERS = ("unit", "service", "contract", "integration", "e2e", "browser")
 TESTS = Path(__file__).resolve().parent
+#: Seconds each test file took in the last recorded two-worker run (RECORD_TEST_COSTS=1 make test).
+FILE_COSTS = TESTS / "file_costs.json"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -31,3 +36,37 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             continue
         if tier in TIERS:
             item.add_marker(getattr(pytest.mark, tier))
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        _longest_files_first(items)
+
+
+def _longest_files_first(items: list[pytest.Item]) -> None:
+    """xdist hands files out in collection order, one at a time to whichever worker is free. In
+    alphabetical order the longest files came last and one worker ran them alone while the other sat
+    idle; longest first (the classic LPT schedule) lets the short files fill in at the end. The sort is
+    stable, so the tests of a file keep their order; files with no recorded cost go last."""
+    try:
+        costs: dict[str, float] = json.loads(FILE_COSTS.read_text())
+    except (OSError, ValueError):
+        return
+    items.sort(key=lambda item: -costs.get(_file_of(item), 0.0))
+
+
+def _file_of(item: pytest.Item) -> str:
+    return item.nodeid.partition("::")[0]
+
+
+_recorded: Counter[str] = Counter()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if os.environ.get("RECORD_TEST_COSTS"):
+        _recorded[report.nodeid.partition("::")[0]] += report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """RECORD_TEST_COSTS=1 rewrites tests/file_costs.json from this run (in the controller, which sees
+    every worker's reports): the order above then follows the suite as it is."""
+    if os.environ.get("RECORD_TEST_COSTS") and not os.environ.get("PYTEST_XDIST_WORKER") and _recorded:
+        costs = {name: round(seconds, 1) for name, seconds in _recorded.most_common()}
+        FILE_COSTS.write_text(json.dumps(costs, indent=1) + "\n")

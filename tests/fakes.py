@@ -38,6 +38,7 @@ from shared import errors
 from shared.adapters.image_sandbox import SandboxedImageCheck
 from shared.images import DEFAULT_LIMITS, limits_from
 from shared.ports import (
+    ANY_ETAG,
     Candidate,
     DetectedFace,
     FaceRectangle,
@@ -76,12 +77,17 @@ def _stored(entity: Mapping[str, Any]) -> dict[str, Any]:
         if k.endswith("_json"):
             out[k] = json.dumps(v, separators=(",", ":"))
         elif v is not None:
-            out[k] = copy.deepcopy(v)
+            out[k] = v if isinstance(v, _IMMUTABLE) else copy.deepcopy(v)
     return out
 
 
+#: Column values Table storage holds that need no copy: a reader cannot change what is stored.
+_IMMUTABLE = (str, int, float, bool, bytes, datetime)
+
+
 def _loaded(entity: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: (json.loads(v) if k.endswith("_json") and isinstance(v, str) else copy.deepcopy(v))
+    return {k: (json.loads(v) if k.endswith("_json") and isinstance(v, str)
+                else v if isinstance(v, _IMMUTABLE) else copy.deepcopy(v))
             for k, v in entity.items()}
 
 
@@ -143,7 +149,7 @@ class FakeRecords(_Hooked):
         key = self._key(entity)
         with self._write_lock:
             found = self._t(table).get(key)
-            if found is None or found[1] != etag:
+            if found is None or (found[1] != etag and etag != ANY_ETAG):
                 raise errors.RecordConflict(f"{table} record changed concurrently")
             new = self._etag()
             self._t(table)[key] = (_stored(entity), new)

@@ -124,9 +124,13 @@ class ServiceBusProbe:
     A peek needs only the Listen right the app's Data Receiver roles give (the Manage right that reading
     entity properties needs is deliberately not granted); it locks and consumes nothing."""
 
-    def __init__(self, *, fully_qualified_namespace: str, credential: Any, timeout: float) -> None:
+    def __init__(self, *, fully_qualified_namespace: str, credential: Any = None,
+                 credential_factory: Callable[[], Any] | None = None, timeout: float) -> None:
         self._namespace = fully_qualified_namespace
         self._credential = credential
+        # Built at the first probe, not at start-up: making a DefaultAzureCredential costs milliseconds
+        # that every build() (a cold start, each service-tier example) would pay for a probe it may not run.
+        self._credential_factory = credential_factory
         self._timeout = timeout
 
     def _peek(self, what: str, receiver_for: Callable[[Any], Any]) -> None:
@@ -140,6 +144,8 @@ class ServiceBusProbe:
         )
 
         failure: ProbeFailed
+        if self._credential is None and self._credential_factory is not None:
+            self._credential = self._credential_factory()
         try:
             with ServiceBusClient(self._namespace, credential=self._credential, retry_total=0,
                                   retry_backoff_max=self._timeout) as client, receiver_for(client) as receiver:
