@@ -161,11 +161,13 @@ def setup(conn: str, prefix: str, users: int, clocks: list[datetime]) -> dict[st
         entry = ledger_entry_id(granted, uuid.uuid4().hex)
         rows["consent"].append({"PartitionKey": key, "RowKey": entry, "kind": "consent", "accepted": True,
                                 "termsVersion": "t", "storePhotos": False, "at": iso(granted)})
+        # Index rows as the app writes them now: settled (no crash left them half-written).
+        session_id = uuid.uuid4().hex
         rows["consentbyday"].append({"PartitionKey": day_key(granted), "RowKey": key, "grantRowKey": entry,
-                                     "at": iso(granted)})
+                                     "at": iso(granted), "settled": True})
         rows["uploadsbyminute"].append({"PartitionKey": minute_key(created), "RowKey": upload_id, "userKey": key,
-                                        "createdAt": iso(created)})
-        rows["uploads"].append({"PartitionKey": key, "RowKey": upload_id, "sessionId": uuid.uuid4().hex,
+                                        "createdAt": iso(created), "sessionId": session_id, "settled": True})
+        rows["uploads"].append({"PartitionKey": key, "RowKey": upload_id, "sessionId": session_id,
                                 "status": "awaitingUpload" if group is not None else "accepted",
                                 "blobName": f"s/{upload_id}", "createdAt": iso(created)})
     t = time.perf_counter()

@@ -124,6 +124,10 @@ class EventPublisherPort(Protocol):
 
 
 # --- Records (Table storage) ------------------------------------------------------------------
+#: The ETag an update gives to mean "whatever the record's ETag, as long as it exists" (If-Match: *).
+ANY_ETAG = "*"
+
+
 class RecordStorePort(Protocol):
     """Entities are dicts with PartitionKey/RowKey; updates are optimistic on the ETag."""
 
@@ -133,7 +137,10 @@ class RecordStorePort(Protocol):
         """Creates entities of one partition in transactions of up to 100 (all or none of each);
         ``RecordExists`` if one of a transaction exists already."""
         ...
-    def update(self, table: str, entity: Mapping[str, Any], *, etag: str) -> str: ...
+    def update(self, table: str, entity: Mapping[str, Any], *, etag: str) -> str:
+        """Replaces the entity if it still has ``etag`` (``"*"``: if it exists at all, Table storage's
+        ``If-Match: *``); ``RecordConflict`` if it changed or is gone."""
+        ...
     def upsert(self, table: str, entity: Mapping[str, Any]) -> str: ...
     def delete(self, table: str, pk: str, rk: str, *, etag: str | None = None) -> None: ...
     def partition(self, table: str, pk: str) -> list[dict[str, Any]]: ...

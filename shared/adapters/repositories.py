@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeVar
 
 from shared.domain import records as rec
 from shared.errors import RecordConflict, RecordExists, TransientFailure
-from shared.ports import RecordStorePort
+from shared.ports import ANY_ETAG, RecordStorePort
 
 R = TypeVar("R", bound=rec.Record)
 
@@ -127,6 +127,15 @@ class Repository(Generic[R]):
         """Replaces the record if it still has ``record.etag``; ``RecordConflict`` otherwise (or if it is gone)."""
         record.etag = self._store.update(self.layout.table, self.layout.to_entity(record), etag=record.etag)
         return record
+
+    def replace_if_present(self, record: R) -> bool:
+        """Replaces the record whatever its ETag, but never creates it (one request; False if it is gone):
+        for a marker that must not bring back a row another writer deleted."""
+        try:
+            record.etag = self._store.update(self.layout.table, self.layout.to_entity(record), etag=ANY_ETAG)
+        except RecordConflict:
+            return False
+        return True
 
     def upsert(self, record: R) -> R:
         record.etag = self._store.upsert(self.layout.table, self.layout.to_entity(record))

@@ -13,6 +13,7 @@ from typing import Any
 
 from shared.adapters.azure_storage import StorageClients
 from shared.errors import RecordConflict, RecordExists
+from shared.ports import ANY_ETAG
 
 Entity = dict[str, Any]
 MAX_COMPARISONS = 15
@@ -81,14 +82,20 @@ class TableRecords:
         return etags
 
     def update(self, table: str, entity: Mapping[str, Any], *, etag: str) -> str:
-        """Replaces the entity if it still has ``etag``; RecordConflict otherwise."""
+        """Replaces the entity if it still has ``etag`` (``"*"``: if it exists); RecordConflict otherwise."""
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
         from azure.data.tables import UpdateMode
 
         try:
-            meta = self._table(table).update_entity(_to_storage(entity), mode=UpdateMode.REPLACE, etag=etag,
-                                                    match_condition=MatchConditions.IfNotModified)
+            if etag == ANY_ETAG:
+                # The SDK's "Unconditionally" update sends If-Match: *, which Table storage answers with
+                # 404 for a missing entity: an update, never an insert.
+                meta = self._table(table).update_entity(_to_storage(entity), mode=UpdateMode.REPLACE,
+                                                        match_condition=MatchConditions.Unconditionally)
+            else:
+                meta = self._table(table).update_entity(_to_storage(entity), mode=UpdateMode.REPLACE, etag=etag,
+                                                        match_condition=MatchConditions.IfNotModified)
         except (ResourceModifiedError, ResourceNotFoundError) as exc:
             raise RecordConflict(f"{table} record changed concurrently") from exc
         return str(meta.get("etag", ""))

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 from shared.domain.enrollment import latest_entry, latest_grant, parse_iso
-from shared.domain.records import LedgerEntry, SupersededGroup, Upload, User
+from shared.domain.records import ConsentDue, LedgerEntry, SupersededGroup, Upload, UploadDue, User
 
 __all__ = ["latest_entry", "latest_grant"]
 
@@ -81,6 +81,30 @@ def consent_verdict(index_day: str, ledger: Sequence[LedgerEntry], *, now: datet
     if granted is None or day_key(granted) != index_day:
         return STALE
     return ERASE if granted <= now - retention else NOT_DUE
+
+
+def trusts_consent_row(row: ConsentDue, *, erasing: set[str]) -> bool:
+    """Whether purge may act on a ``consentbyday`` row without reading the user's ledger.
+
+    A settled row names the user's latest grant: every grant marks the row it supersedes unsettled
+    before it writes anything (ConsentService.grant), and settles its own row only once it is in the
+    ledger. A revocation appends its tombstone after its ``erasurespending`` row and deletes these rows
+    before that row goes, so a user with an erasure pending (``erasing``) is left to that erasure.
+    """
+    return row.settled is True and bool(row.grant_entry_id) and row.user_key not in erasing
+
+
+def settled_consent_verdict(row: ConsentDue, *, now: datetime, retention: timedelta) -> str:
+    """``erase`` or ``notDue`` for a row purge trusts: the grant's time is on the row."""
+    granted = parse_iso(row.at)
+    return ERASE if granted is not None and granted <= now - retention else NOT_DUE
+
+
+def trusts_upload_row(row: UploadDue) -> bool:
+    """Whether purge may act on an ``uploadsbyminute`` row without reading the upload record: a settled
+    row's upload is unused or unfinished (a final status unsettles the row before it is written, and the
+    row goes right after), which past its age is exactly what ``upload_is_stale`` removes."""
+    return row.settled is True and bool(row.session_id) and bool(row.user_key)
 
 
 def is_due(created_at: str | None, *, now: datetime, max_age: timedelta) -> bool:

@@ -290,6 +290,10 @@ class ConsentDue(Record):
     user_key: str
     grant_entry_id: str = ""
     at: str | None = None
+    #: True once the grant it names is in the ledger and no later grant has begun: purge_timer then acts
+    #: on the row alone, with no read of the ledger. False while a grant is being written or a renewal is
+    #: superseding it, None on rows from before this field: purge confirms those against the ledger.
+    settled: bool | None = None
 
 
 @dataclass(kw_only=True)
@@ -300,6 +304,12 @@ class UploadDue(Record):
     upload_id: str
     user_key: str = ""
     created_at: str | None = None
+    session_id: str | None = None
+    #: True from the slot's creation until its processing finishes: while it is, the row alone says the
+    #: upload is unused or unfinished, and purge_timer acts on it with no read of the upload record. False
+    #: once a final status is being written (the row goes right after), None on rows from before this
+    #: field: purge confirms those against the record.
+    settled: bool | None = None
 
 
 @dataclass(kw_only=True)

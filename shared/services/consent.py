@@ -100,15 +100,26 @@ class ConsentService:
                     self._repos.hr_index.delete(before.hr_key, row.row_key)
         # The retention index (purge_timer reads only the days that are due): written before the
         # grant, so every grant is found; the previous grant's row goes after, as it no longer counts.
+        # purge_timer acts on a settled row without reading the ledger, so a row is settled only while
+        # it names the latest grant: the superseded row is unsettled before anything else is written,
+        # and the new one is settled after its grant is in the ledger. A crash anywhere in between
+        # leaves rows purge confirms against the ledger (shared/domain/erasure.trusts_consent_row).
         previous = latest_grant(self.ledger(principal.user_key))
         # Linked into the user's hash chain now: it may move the entry id, which the index row names.
         self.chain.prepare(entry)
-        self._repos.consent_due.upsert(ConsentDue(day=day_key(now), user_key=principal.user_key,
-                                                  grant_entry_id=entry.entry_id, at=entry.at))
-        self.chain.append(entry, prepared=True)
         previous_at = parse_iso(previous.at) if previous else None
-        if previous_at is not None and day_key(previous_at) != day_key(now):
+        moved = previous is not None and previous_at is not None and day_key(previous_at) != day_key(now)
+        if previous is not None and previous_at is not None and moved:
+            self._repos.consent_due.replace_if_present(ConsentDue(
+                day=day_key(previous_at), user_key=principal.user_key, grant_entry_id=previous.entry_id,
+                at=previous.at, settled=False))
+        due = self._repos.consent_due.upsert(ConsentDue(day=day_key(now), user_key=principal.user_key,
+                                                        grant_entry_id=entry.entry_id, at=entry.at, settled=False))
+        self.chain.append(entry, prepared=True)
+        if previous_at is not None and moved:
             self._repos.consent_due.delete(day_key(previous_at), principal.user_key)
+        due.settled = True
+        self._repos.consent_due.replace_if_present(due)  # a revocation may have deleted it meanwhile
         self._audit.write("consent.granted", actor=principal.user_key, subject=principal.user_key,
                           termsVersion=terms.version, storePhotos=store)
         if not store:

@@ -105,7 +105,7 @@ class EnrollmentService:
             # The expiry index first (purge_timer finds every slot by its creation minute), then
             # the index row: an upload that arrives is always recognised as ours.
             self._repos.uploads_due.insert(UploadDue(minute=minute_key(now), upload_id=upload_id, user_key=user_key,
-                                                     created_at=iso(now)))
+                                                     created_at=iso(now), session_id=session_id, settled=True))
             self._repos.upload_index.insert(UploadIndex(upload_id=upload_id, user_key=user_key, session_id=session_id,
                                                         created_at=iso(now)))
             self._repos.uploads.insert(Upload(user_key=user_key, upload_id=upload_id, session_id=session_id,
@@ -416,9 +416,16 @@ class EnrollmentService:
             u.status, u.codes, u.reasons, u.processed_at, u.kept = (status, list(codes), list(reasons),
                                                                       iso(self._clock()), kept)
 
+        created = parse_iso(upload.created_at)
+        final = status in dom.FINAL_PHOTO_STATUSES
+        if final and created is not None:
+            # purge_timer acts on a settled row without reading the record: unsettled before the final
+            # status is written, so a crash before the row goes leaves it to be confirmed, not acted on.
+            self._repos.uploads_due.replace_if_present(UploadDue(
+                minute=minute_key(created), upload_id=upload.upload_id, user_key=upload.user_key,
+                created_at=upload.created_at, session_id=upload.session_id, settled=False))
         done = self._repos.uploads.mutate(change, upload.user_key, upload.upload_id)
-        created = parse_iso(done.created_at) if done else None
-        if created is not None and status in dom.FINAL_PHOTO_STATUSES:
+        if final and created is not None and done is not None:
             self._repos.uploads_due.delete(minute_key(created), upload.upload_id)  # no longer due
 
     def _dispose(self, user: User, upload: Upload, *, content: bytes | None) -> bool:

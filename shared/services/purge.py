@@ -42,8 +42,8 @@ from shared.adapters.repositories import Repositories, Repository
 from shared.adapters.retention_policy import RetentionPolicy, load_policy
 from shared.commands import Revoke, RunPurge
 from shared.domain import erasure as plan
-from shared.domain.enrollment import iso
-from shared.domain.records import LedgerEntry, PurgeStats, User
+from shared.domain.enrollment import AWAITING, blob_name_for, iso
+from shared.domain.records import LedgerEntry, PurgeStats, Upload, User
 from shared.errors import LargePersonGroupNotFound, PersonNotFound
 from shared.ports import FacePort, PhotoStorePort
 from shared.results import PurgeReport
@@ -92,6 +92,7 @@ class PurgeService:
         # Filled by steps 3 and 7 of a run, read by step 8 (None: that step did not complete this run).
         self._holding: set[str] | None = None
         self._latest: dict[str, LedgerEntry] | None = None
+        self._pending: set[str] | None = None
 
     def run(self, command: RunPurge) -> PurgeReport:
         dry_run, trigger = command.dry_run, command.trigger
@@ -99,7 +100,7 @@ class PurgeService:
         started = time.perf_counter()
         report = PurgeReport(dry_run=dry_run, trigger=trigger, started_at=iso(now))
         self._loaded_stats, self._counted = None, {}
-        self._holding, self._latest = None, None
+        self._holding, self._latest, self._pending = None, None, None
         steps: list[tuple[str, Callable[[PurgeReport, bool, datetime], None]]] = [
             ("repairedErasures", self._repair_erasures),
             ("expiredConsents", self._expired_consents), ("staleUploads", self._stale_uploads),
@@ -141,12 +142,19 @@ class PurgeService:
         if len(report.errors) < MAX_ERRORS_REPORTED:
             report.errors.append({"step": step, "error": exc.__class__.__name__})
 
+    def _erasing(self) -> set[str]:
+        """Users with an erasure pending (read by step 0; again if step 0 failed this run)."""
+        if self._pending is None:
+            self._pending = {row.user_key for row in self._repos.pending_erasures.partition()}
+        return self._pending
+
     # --- 0. erasures requested and not verified complete ------------------------------------------
     def _repair_erasures(self, report: PurgeReport, dry_run: bool, now: datetime) -> None:
         """Every ``erasurespending`` row is an erasure that began (its intent was written before the
         tombstone) and was not verified complete: a dead-lettered revocation, a crash past the last
         redelivery. It is run again with its own request id, so the receipt is the one it would have had."""
         rows = self._repos.pending_erasures.partition()
+        self._pending = {row.user_key for row in rows}
         report.rows_read["repairedErasures"] += len(rows)
         for row in rows:
             report.repaired_erasures += 1
@@ -221,29 +229,40 @@ class PurgeService:
 
     # --- 1. consents not renewed within the retention --------------------------------------------
     def _expired_consents(self, report: PurgeReport, dry_run: bool, now: datetime) -> None:
+        """Settled rows are acted on as they are (the row names the latest grant and its time); only the
+        others, a crash's leftovers and rows from before ``settled``, are confirmed against the ledger."""
         retention = timedelta(days=self.periods()["consentDays"])
         cutoff = now - retention
         rows = list(self._repos.consent_due.range(pk_to=plan.days_through(cutoff)))
         report.rows_read["expiredConsents"] += len(rows)
+        erasing = self._erasing()
+        rows = [r for r in rows if r.user_key not in erasing]  # that erasure deletes them
+        trusted = {(r.day, r.user_key) for r in rows if plan.trusts_consent_row(r, erasing=erasing)}
         ledgers, read = self._confirming_rows(report, "expiredConsents", self._repos.ledger,
-                                              [r.user_key for r in rows], estimate=self._stats.ledger_rows,
+                                              [r.user_key for r in rows if (r.day, r.user_key) not in trusted],
+                                              estimate=self._stats.ledger_rows,
                                               only=["kind", "accepted", "at", "terms_version", "store_photos"])
         report.rows_read["expiredConsents"] += read
         for row in rows:
             day, user_key = row.day, row.user_key
             try:
-                ledger = ledgers.get(user_key, [])
-                verdict = plan.consent_verdict(day, ledger, now=now, retention=retention)
+                grant_id: str | None
+                if (day, user_key) in trusted:
+                    verdict, grant_id = plan.settled_consent_verdict(row, now=now, retention=retention), row.grant_entry_id
+                else:
+                    ledger = ledgers.get(user_key, [])
+                    verdict = plan.consent_verdict(day, ledger, now=now, retention=retention)
+                    grant = plan.latest_grant(ledger)
+                    grant_id = grant.entry_id if grant is not None else None
                 if verdict == plan.NOT_DUE:
                     continue
                 if verdict == plan.STALE:
                     report.stale_index_rows += 1
                 else:
                     report.expired_consents += 1
-                    grant = plan.latest_grant(ledger)
-                    assert grant is not None
+                    assert grant_id
                     if not dry_run:
-                        self._revocation.erase(Revoke(user_key, plan.revocation_request_id(user_key, grant.entry_id),
+                        self._revocation.erase(Revoke(user_key, plan.revocation_request_id(user_key, grant_id),
                                                       reason="consent retention expired", requested_by="purge"))
                 if not dry_run:
                     self._repos.consent_due.delete(day, user_key)
@@ -258,8 +277,10 @@ class PurgeService:
         report.rows_read["staleUploads"] += len(rows)
         # The cutoff minute's bucket holds some rows that are not old enough yet: they are skipped.
         rows = [r for r in rows if plan.is_due(r.created_at, now=now, max_age=max_age)]
+        # Settled rows are acted on as they are; only the others are confirmed against the records.
+        trusted = {r.upload_id for r in rows if plan.trusts_upload_row(r)}
         by_user, read = self._confirming_rows(report, "staleUploads", self._repos.uploads,
-                                              [r.user_key for r in rows if r.user_key],
+                                              [r.user_key for r in rows if r.user_key and r.upload_id not in trusted],
                                               estimate=self._stats.upload_rows,
                                               only=["status", "created_at", "session_id", "blob_name"])
         report.rows_read["staleUploads"] += read
@@ -267,7 +288,13 @@ class PurgeService:
         sessions: set[str] = set()
         for row in rows:
             try:
-                upload = uploads.get((row.user_key, row.upload_id)) if row.user_key else None
+                upload: Upload | None
+                if row.upload_id in trusted:
+                    upload = Upload(user_key=row.user_key, upload_id=row.upload_id, session_id=str(row.session_id),
+                                    blob_name=blob_name_for(str(row.session_id), row.upload_id),
+                                    status=AWAITING, created_at=row.created_at)
+                else:
+                    upload = uploads.get((row.user_key, row.upload_id)) if row.user_key else None
                 if upload is not None and plan.upload_is_stale(upload, now=now, max_age=max_age):
                     report.stale_uploads += 1
                     sessions.add(upload.session_id)

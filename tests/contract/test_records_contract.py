@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.errors import RecordConflict, RecordExists
-from shared.ports import RecordStorePort
+from shared.ports import ANY_ETAG, RecordStorePort
 
 
 def test_insert_get_and_insert_only(record_store: RecordStorePort) -> None:
@@ -39,6 +39,19 @@ def test_update_is_conditional_on_the_etag(record_store: RecordStorePort) -> Non
     record_store.delete("things", "p", "1")
     with pytest.raises(RecordConflict):
         record_store.update("things", {"PartitionKey": "p", "RowKey": "1", "n": 4}, etag=found[1])
+
+
+def test_update_with_any_etag_replaces_only_what_exists(record_store: RecordStorePort) -> None:
+    """The purge's markers: written whatever the ETag, and never bringing back a deleted record."""
+    first = record_store.insert("things", {"PartitionKey": "p", "RowKey": "1", "n": 1})
+    second = record_store.update("things", {"PartitionKey": "p", "RowKey": "1", "n": 2}, etag=ANY_ETAG)
+    assert second != first
+    found = record_store.get("things", "p", "1")
+    assert found is not None and found[0]["n"] == 2
+    record_store.delete("things", "p", "1")
+    with pytest.raises(RecordConflict):
+        record_store.update("things", {"PartitionKey": "p", "RowKey": "1", "n": 3}, etag=ANY_ETAG)
+    assert record_store.get("things", "p", "1") is None
 
 
 def test_upsert_and_idempotent_delete(record_store: RecordStorePort) -> None:
