@@ -60,7 +60,7 @@ CONFIRM_BATCH = 15  # partition keys per query: Table storage allows 15 comparis
 PAGE = 1000  # entities per page of a Table storage query
 #: What the orphan scan reads of each user record.
 USER_FIELDS = ["person_id", "group_id", "new_person_id", "new_group_id", "person_attempt", "new_person_attempt",
-               "kept_token", "store_photos"]
+               "kept_token", "store_photos", "replace_session"]
 MAX_ERRORS_REPORTED = 20
 #: Step 8's erasures per run: each costs a footprint read and deletes; a backlog drains over a few runs.
 REPAIR_LIMIT = 50
@@ -93,6 +93,7 @@ class PurgeService:
         self._holding: set[str] | None = None
         self._latest: dict[str, LedgerEntry] | None = None
         self._pending: set[str] | None = None
+        self._users: list[User] | None = None  # step 3's scan of the user records, which step 6 reuses
 
     def run(self, command: RunPurge) -> PurgeReport:
         dry_run, trigger = command.dry_run, command.trigger
@@ -100,7 +101,7 @@ class PurgeService:
         started = time.perf_counter()
         report = PurgeReport(dry_run=dry_run, trigger=trigger, started_at=iso(now))
         self._loaded_stats, self._counted = None, {}
-        self._holding, self._latest, self._pending = None, None, None
+        self._holding, self._latest, self._pending, self._users = None, None, None, None
         steps: list[tuple[str, Callable[[PurgeReport, bool, datetime], None]]] = [
             ("repairedErasures", self._repair_erasures),
             ("expiredConsents", self._expired_consents), ("staleUploads", self._stale_uploads),
@@ -170,11 +171,12 @@ class PurgeService:
 
     # --- 6. photo replacements whose new faces are trained -----------------------------------------
     def _replacements(self, report: PurgeReport, dry_run: bool, now: datetime) -> None:
-        """Completes replacements nobody polled for (the user closed the app after uploading): a scan of one
-        column of the user records, like the orphan step's."""
+        """Completes replacements nobody polled for (the user closed the app after uploading), found in the
+        orphan step's scan of the user records (a scan of its own only if that step failed this run)."""
         if self._finish_replacement is None:
             return
-        for user in self._repos.users.range(only=["replace_session"]):
+        users = self._users if self._users is not None else self._repos.users.range(only=["replace_session"])
+        for user in users:
             if not user.replace_session:
                 continue
             report.pending_replacements += 1
@@ -413,6 +415,7 @@ class PurgeService:
         kept = self._photos.list_kept("")
         scan["keptBlobsListed"] += len(kept)
         users = list(self._repos.users.range(only=USER_FIELDS))
+        self._users = users
         scan["userRowsRead"] += len(users)
         self._counted[self._repos.users.table] = len(users)
         known, in_flight = plan.known_persons(users)

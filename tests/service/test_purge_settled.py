@@ -157,3 +157,14 @@ def test_a_due_row_of_a_user_being_erased_is_left_to_that_erasure() -> None:
     assert stack.status(user) == "revoked"
     assert [e.request_id for e in stack.services.consent.ledger(user) if e.kind == "revocation"] == ["hr-request"]
     assert list(stack.services.repos.consent_due.range()) == []
+
+
+def test_a_purge_scans_the_user_records_once() -> None:
+    """The orphan step's scan also finds the replacements nobody polled for (step 6 made a second one)."""
+    stack = make_stack()
+    for identity in (17, 23):
+        assert stack.enroll(new_user(), identity) == "accepted"
+    calls: list[str] = []
+    with hooked(stack, calls.append):
+        stack.purge()
+    assert calls.count("records.range:users") == 1, sorted(set(calls))
