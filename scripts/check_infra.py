@@ -449,12 +449,16 @@ def check(
         outcome.fail(f"worm: {problem}")
 
     # 2. checkov
+    checkov: Path | None = None
     try:
-        checkov = find_checkov(checkov_path)
+        checkov = None if problems else find_checkov(checkov_path)
     except FileNotFoundError as exc:
         out(f"[checkov] {exc}")
         outcome.fail(str(exc))
-    else:
+    if problems:
+        # checkov cannot parse a file with a syntax error (and exits 0 when it cannot): fix the syntax first.
+        out("[checkov] not run: the syntax check failed (checkov reports nothing useful on unparsable files)")
+    elif checkov is not None:
         report = run_checkov([infra], checkov=checkov, policies=policies)
         s = report.get("summary", {})
         out(

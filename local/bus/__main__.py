@@ -22,8 +22,8 @@ from shared.ports import OutgoingMessage
 from shared.settings import azurite_connection_string
 
 
-def _connection() -> str:
-    return os.environ.get("PhotoStorage") or os.environ.get("AzureWebJobsStorage") or azurite_connection_string()
+def _connection(given: str | None = None) -> str:
+    return given or os.environ.get("PhotoStorage") or os.environ.get("AzureWebJobsStorage") or azurite_connection_string()
 
 
 def _property(text: str) -> tuple[str, str | int | float | bool]:
@@ -43,7 +43,8 @@ def _property(text: str) -> tuple[str, str | int | float | bool]:
     return key, parsed
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, *, connection: str | None = None) -> int:
+    """The command line; ``connection`` (tests calling it in-process) instead of the environment's."""
     parser = argparse.ArgumentParser(prog="python -m local.bus", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("setup", help="create the entities of local/bus/topology.json")
     args = parser.parse_args(argv)
 
-    bus = StorageQueueBus(connection_string=_connection())
+    bus = StorageQueueBus(connection_string=_connection(connection))
     if args.command == "setup":
         for entity in apply_topology(bus):
             print(f"ready: {entity.label}")

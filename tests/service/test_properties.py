@@ -233,6 +233,10 @@ class Model:
 
 # 2,000 examples in CI on a shared 2-core runner take longer than the suite's 300 s per-test timeout now
 # that every example also runs re-enrollments that may fail and a final purge.
+# Outside coverage tracing (pytest-cov's no_cover): under the tracer its 2,000 examples took 47 CPU-seconds
+# of the suite's ~500 instead of ~20, and they run the lines the service tier's other tests cover already
+# (`make test` reports the same coverage of shared/ with or without it: 92%).
+@pytest.mark.no_cover
 @pytest.mark.timeout(1800)
 @settings(max_examples=PROPERTY_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(n_users=st.integers(min_value=2, max_value=3),
