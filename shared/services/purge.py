@@ -27,7 +27,9 @@ Nine steps, each idempotent and each tolerant of a crash of the one before (the 
    ``repairedErasures`` and ``rowsRead.repairedErasures``.
 
 Steps 1, 2 and 4 read index rows that are due (plus a few stale ones), never the whole user base:
-``rowsRead`` per step in the report shows it. A dry run reads the same and deletes nothing.
+``rowsRead`` per step in the report shows it. Steps 1 and 2 act on a *settled* index row as it is and
+confirm only the others against the ledger or the upload records (shared/domain/erasure.trusts_*_row;
+docs/erasure.md says who settles and unsettles them). A dry run reads the same and deletes nothing.
 """
 
 from __future__ import annotations
