@@ -104,6 +104,13 @@ class MessagePublisherPort(Protocol):
     """Sends to a Service Bus queue or topic (or the local stand-in with the same semantics)."""
 
     def send(self, destination: str, messages: Sequence[OutgoingMessage]) -> None: ...
+    def schedule(self, destination: str, message: OutgoingMessage) -> str:
+        """Sends one message that has a ``scheduled_enqueue_time``; returns the token ``cancel`` takes."""
+        ...
+    def cancel(self, destination: str, token: str) -> bool:
+        """Withdraws a scheduled message before it is delivered. False, and nothing else, when it is gone
+        (delivered or being delivered, withdrawn already) or the token names nothing."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -579,6 +579,9 @@ class FakePublisher(_Hooked):
 
     def send(self, destination: str, messages: Sequence[OutgoingMessage]) -> None:
         self._at(f"publisher.send:{destination}")
+        self._send(destination, messages)
+
+    def _send(self, destination: str, messages: Sequence[OutgoingMessage]) -> None:
         for m in messages:
             item = Sent(destination, m, len(self.sent))
             self.sent.append(item)
@@ -586,6 +589,19 @@ class FakePublisher(_Hooked):
                 continue
             self._seen.add((destination, m.message_id))
             self.pending.append(item)
+
+    def schedule(self, destination: str, message: OutgoingMessage) -> str:
+        self._at(f"publisher.schedule:{destination}")
+        before = len(self.pending)
+        self._send(destination, [message])
+        return f"{destination}#{self.pending[-1].seq}" if len(self.pending) > before else ""
+
+    def cancel(self, destination: str, token: str) -> bool:
+        self._at(f"publisher.cancel:{destination}")
+        found = [s for s in self.pending if token == f"{s.destination}#{s.seq}" and s.destination == destination]
+        for s in found:
+            self.pending.remove(s)
+        return bool(found)
 
     def due(self, now: datetime, destination: str | None = None) -> list[Sent]:
         """Pops the messages visible at ``now`` (in scheduled-time, then send order)."""

@@ -52,6 +52,33 @@ class ServiceBusPublisher:
             if len(batch):
                 sender.send_messages(batch)
 
+    def schedule(self, destination: str, message: OutgoingMessage) -> str:
+        """``schedule_messages``: Service Bus returns the sequence number that cancels it."""
+        from azure.servicebus import ServiceBusMessage
+
+        if message.scheduled_enqueue_time is None:
+            raise ValueError("a scheduled message needs its scheduled_enqueue_time")
+        sb_message = ServiceBusMessage(message.body, message_id=message.message_id, content_type=message.content_type,
+                                       subject=message.subject,
+                                       application_properties=dict(message.application_properties) or None)  # type: ignore[arg-type]
+        with self._service().get_queue_sender(destination) as sender:
+            sequence_numbers = sender.schedule_messages(sb_message, message.scheduled_enqueue_time)
+        return str(sequence_numbers[0])
+
+    def cancel(self, destination: str, token: str) -> bool:
+        from azure.servicebus.exceptions import MessageNotFoundError
+
+        try:
+            sequence_number = int(token)
+        except ValueError:
+            return False
+        try:
+            with self._service().get_queue_sender(destination) as sender:
+                sender.cancel_scheduled_messages(sequence_number)
+        except MessageNotFoundError:  # delivered, being delivered, or cancelled already
+            return False
+        return True
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()

@@ -243,7 +243,37 @@ class StorageQueueBus:
         with ThreadPoolExecutor(max_workers=min(8, len(messages))) as pool:
             list(pool.map(one, messages))
 
-    def put(self, storage_names: Sequence[str], message: OutgoingMessage, *, now: datetime | None = None) -> None:
+    def schedule(self, destination: str, message: OutgoingMessage) -> str:
+        """The token names each queue message (id and pop receipt): a message not yet received can be
+        deleted with them. One the receiver has taken (its time came) has a new pop receipt: cancel then
+        finds nothing, as Service Bus does for a message already enqueued. A message hidden for longer
+        than a queue allows (7 days) is put again when it surfaces early, under a new id: cancel then
+        finds nothing either, and the message is delivered (its handler must be a no-op by then)."""
+        now = datetime.now(UTC)
+        if self._is_duplicate(destination, message.message_id, now):
+            return "[]"
+        placed = self.put(self.targets(destination), message, now=now)
+        return json.dumps([[name, message_id, receipt] for name, message_id, receipt in placed])
+
+    def cancel(self, destination: str, token: str) -> bool:
+        from azure.core.exceptions import HttpResponseError
+
+        try:
+            placed = [(str(n), str(i), str(r)) for n, i, r in json.loads(token)]
+        except (ValueError, TypeError):
+            return False
+        cancelled = False
+        for name, message_id, receipt in placed:
+            try:
+                self.queue_client(name).delete_message(message_id, receipt)
+                cancelled = True
+            except HttpResponseError:  # gone, or received (its pop receipt changed)
+                continue
+        return cancelled
+
+    def put(self, storage_names: Sequence[str], message: OutgoingMessage, *,
+            now: datetime | None = None) -> list[tuple[str, str, str]]:
+        """Puts the message on each queue; returns (queue, message id, pop receipt) of each."""
         now = now or datetime.now(UTC)
         delay = 0
         scheduled = message.scheduled_enqueue_time
@@ -263,5 +293,8 @@ class StorageQueueBus:
             scheduled_enqueue_time_utc=_iso(scheduled) if scheduled else None,
         )
         text = envelope.to_text()
+        placed = []
         for name in storage_names:
-            self.queue_client(name).send_message(text, visibility_timeout=delay or None)
+            sent = self.queue_client(name).send_message(text, visibility_timeout=delay or None)
+            placed.append((name, str(sent.id), str(sent.pop_receipt)))
+        return placed

@@ -159,6 +159,9 @@ class ScheduledMessage(Record):
     destination: str = ""
     kind: str = ""
     due_at: str | None = None
+    #: What the bus returned when the message was scheduled (MessagePublisherPort.cancel takes it); None
+    #: if the process stopped between scheduling and recording it: the message then is not withdrawn.
+    cancel_token: str | None = None
 
 
 @dataclass(kw_only=True)

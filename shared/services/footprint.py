@@ -20,9 +20,10 @@ Stores covered (docs/erasure.md lists how each is erased and verified):
 Scheduled messages: a message that names the user and waits on the bus (an HR termination scheduled for
 its effective date) is recorded in ``scheduledmessages`` (partitioned by user key) before it is scheduled,
 and that row is deleted when the message is handled or the user is erased. The footprint counts those
-rows (``scheduledMessages``); the bus itself cannot be read through the ports. The erasure deletes the
-rows and does not cancel the message: a termination delivered after the erasure is a no-op (it erases an
-empty footprint; tests/service/test_erasure_gaps.py). Re-enrollment work messages also name a user; each
+rows (``scheduledMessages``); the bus itself cannot be read through the ports. The erasure withdraws each
+message (``cancel`` with the token the bus returned) and deletes the rows. A message it could not withdraw
+(its token was never recorded, or the stand-in bus re-queued it) is delivered on its date and is a no-op:
+it erases an empty footprint (tests/service/test_erasure_gaps.py). Re-enrollment work messages also name a user; each
 has a ``reenrollitems`` row (counted as ``reenrollItems``) and does nothing once that row is gone.
 """
 
@@ -36,7 +37,7 @@ from shared.adapters.repositories import Repositories
 from shared.commands import ReadFootprint
 from shared.domain.enrollment import latest_entry, parse_iso
 from shared.domain.erasure import day_key, minute_key
-from shared.domain.records import PersonAttempt, Upload, User
+from shared.domain.records import PersonAttempt, ScheduledMessage, Upload, User
 from shared.errors import Forbidden, LargePersonGroupNotFound, PersonNotFound
 from shared.ports import FacePort, PhotoStorePort
 from shared.results import FootprintView, Replacement
@@ -79,6 +80,7 @@ class Footprint:
     override: bool = False
     reenroll_items: list[str] = field(default_factory=list)  # run ids
     scheduled: list[str] = field(default_factory=list)  # message ids of scheduled messages naming the user
+    scheduled_rows: list[ScheduledMessage] = field(default_factory=list)  # the same, as recorded
     quota_windows: list[tuple[str, str]] = field(default_factory=list)  # (pseudonym, window)
     ledger_entries: int = 0
     receipts: int = 0
@@ -175,7 +177,8 @@ class FootprintService:
         for run in r.runs.range(only=[]):
             if r.items.get(run.run_id, user_key) is not None:
                 fp.reenroll_items.append(run.run_id)
-        fp.scheduled = [m.message_id for m in r.scheduled.partition(user_key)]
+        fp.scheduled_rows = r.scheduled.partition(user_key)
+        fp.scheduled = [m.message_id for m in fp.scheduled_rows]
         fp.receipts = sum(1 for e in ledger if e.receipt_id and r.receipts.get(e.receipt_id) is not None)
         fp.pending_erasure = r.pending_erasures.get(rk=user_key) is not None
         if with_audit:

@@ -94,11 +94,14 @@ class RevocationService:
             if command.effective > self._clock():
                 # Erasure on the effective date: a scheduled message on the revocations queue, recorded
                 # first (keyed by the user) so the footprint shows it and an erasure before then removes it.
-                self._repos.scheduled.upsert(ScheduledMessage(
+                row = self._repos.scheduled.upsert(ScheduledMessage(
                     user_key=user_key, message_id=revoke.request_id, destination=self._settings.revocations_queue,
                     kind="revocation", due_at=iso(command.effective)))
-                self._publisher.send(self._settings.revocations_queue,
-                                     [revoke_message(revoke, not_before=command.effective)])
+                row.cancel_token = self._publisher.schedule(self._settings.revocations_queue,
+                                                            revoke_message(revoke, not_before=command.effective))
+                # Recorded so an erasure before the date withdraws the message (a replace: an erasure in
+                # between deleted the row, and the message, delivered, is a no-op).
+                self._repos.scheduled.replace_if_present(row)
                 self._audit.write("hr.termination.scheduled", actor="hr", subject=user_key,
                                   requestId=revoke.request_id, effectiveDate=iso(command.effective))
                 outcome = "scheduled"
@@ -162,7 +165,7 @@ class RevocationService:
                 pending = self._repos.pending_erasures.update(pending)
             except RecordConflict:
                 pending = self._repos.pending_erasures.get(rk=user_key)
-        self._erase_footprint(footprint, ledger)
+        self._erase_footprint(footprint, ledger, request_id=request_id)
         # 3. Verification: the footprint again, from the stores themselves.
         after = self._footprint.of(user_key)
         if not after.is_empty():
@@ -208,7 +211,7 @@ class RevocationService:
         log.info("revocation %s completed and verified, receipt %s", request_id, receipt_id)
         return self.public_receipt(receipt)
 
-    def _erase_footprint(self, fp: Footprint, ledger: list[LedgerEntry]) -> None:
+    def _erase_footprint(self, fp: Footprint, ledger: list[LedgerEntry], *, request_id: str) -> None:
         """Deletes what ``fp`` found. Each step is idempotent; records go after what they point to."""
         user_key, user = fp.user_key, fp.user
         # Face persons, in every group (active, re-enrollment, failed run, superseded); an attempt row
@@ -233,10 +236,16 @@ class RevocationService:
             self._repos.uploads.delete(user_key, upload.upload_id)
         for run_id in fp.reenroll_items:
             self._repos.items.delete(run_id, user_key)
-        # Scheduled messages naming the user (its own, if this erasure is one): the rows go; a message
-        # still on the bus is not cancelled, and when delivered it erases an empty footprint (a no-op).
-        for message_id in fp.scheduled:
-            self._repos.scheduled.delete(user_key, message_id)
+        # Scheduled messages naming the user: withdrawn from the bus (not this erasure's own message,
+        # which is being delivered), then their rows go. One that cannot be withdrawn is a no-op when
+        # delivered: it erases an empty footprint.
+        for scheduled in fp.scheduled_rows:
+            if scheduled.cancel_token and scheduled.message_id != request_id:
+                try:
+                    self._publisher.cancel(scheduled.destination, scheduled.cancel_token)
+                except Exception:  # best effort: the bus being down must not stop the erasure
+                    log.warning("a scheduled message could not be withdrawn; it will be a no-op when delivered")
+            self._repos.scheduled.delete(user_key, scheduled.message_id)
         for employee_id in fp.hr_index:
             for row in hr_rows(self._repos, employee_id):
                 if row.user_key == user_key:

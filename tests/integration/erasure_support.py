@@ -50,6 +50,13 @@ class KeepingPublisher:
     def send(self, destination: str, messages: Sequence[OutgoingMessage]) -> None:
         self.sent.extend((destination, m) for m in messages)
 
+    def schedule(self, destination: str, message: OutgoingMessage) -> str:
+        self.sent.append((destination, message))
+        return str(len(self.sent) - 1)
+
+    def cancel(self, destination: str, token: str) -> bool:
+        return False
+
 
 def principal(user_key: str, hr_key: str | None = None, *, admin: bool = False) -> Principal:
     return Principal(user_key=user_key, hr_key=hr_key, is_admin=admin, mfa=True,

@@ -42,16 +42,44 @@ def test_a_scheduled_termination_is_in_the_footprint_and_the_erasure_removes_it(
     assert fp.counts()["scheduledMessages"] == 0
 
 
+def _waiting_for(stack: Stack, user: str) -> list[str]:
+    """Scheduled messages on the bus that name the user."""
+    return [s.message.message_id for s in stack.publisher.pending if user.encode() in s.message.body]
+
+
+def test_an_erasure_withdraws_the_scheduled_termination_from_the_bus() -> None:
+    stack = make_stack()
+    user = new_user()
+    assert stack.enroll(user, 17) == "accepted"
+    stack.consent(user, hr_key="E6")
+    _termination(stack, "E6", "ev-withdrawn", in_days=5)
+    assert len(_waiting_for(stack, user)) == 1
+    stack.revoke(user)
+    stack.pump(until=stack.clock.now + timedelta(hours=1))
+    assert _waiting_for(stack, user) == []  # nothing naming the user waits on the bus
+    assert stack.services.footprint.of(user).is_empty()
+    delivered = len(stack.publisher.sent)
+    stack.pump(until=stack.clock.now + timedelta(days=10))
+    assert len(stack.publisher.sent) == delivered and stack.dead_letters == []
+
+
 def test_a_termination_delivered_after_the_erasure_brings_nothing_back() -> None:
+    """A message the erasure could not withdraw: the process stopped between scheduling it and recording
+    what withdraws it (here: the token is cleared)."""
     stack = make_stack()
     user = new_user()
     assert stack.enroll(user, 17) == "accepted"
     stack.consent(user, hr_key="E8")
     _termination(stack, "E8", "ev-late", in_days=3)
+    (row,) = stack.services.repos.scheduled.partition(user)
+    row.cancel_token = None
+    stack.services.repos.scheduled.upsert(row)
     stack.revoke(user)
     stack.pump(until=stack.clock.now + timedelta(hours=1))
     receipts_before = stack.records.rows("receipts")
+    assert len(_waiting_for(stack, user)) == 1  # not withdrawn
     stack.pump(until=stack.clock.now + timedelta(days=10))  # the scheduled termination is delivered now
+    assert _waiting_for(stack, user) == []
     assert stack.dead_letters == []
     assert stack.services.footprint.of(user).is_empty()
     assert stack.user(user) is None

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from azure.servicebus import ServiceBusMessageBatch
+from azure.servicebus.exceptions import MessageNotFoundError
 
 from shared.adapters.servicebus_publisher import ServiceBusPublisher
 from shared.ports import OutgoingMessage
@@ -28,6 +29,20 @@ class FakeSender:
 
     def send_messages(self, batch: ServiceBusMessageBatch) -> None:
         self.sent.append(list(batch._messages))
+
+    # What the SDK does for scheduled messages: a sequence number each, which cancels it while it waits.
+    scheduled: dict[int, Any]
+
+    def schedule_messages(self, message: Any, schedule_time_utc: datetime) -> list[int]:
+        self.scheduled = getattr(self, "scheduled", {})
+        number = 100 + len(self.scheduled)
+        self.scheduled[number] = (message, schedule_time_utc)
+        return [number]
+
+    def cancel_scheduled_messages(self, sequence_numbers: int) -> None:
+        if sequence_numbers not in getattr(self, "scheduled", {}):
+            raise MessageNotFoundError(message="not found")
+        del self.scheduled[sequence_numbers]
 
 
 class FakeClient:
@@ -51,3 +66,16 @@ def test_messages_go_in_batches_each_once_with_their_schedule() -> None:
     assert ids == [f"m{i}" for i in range(60)]
     first = sender.sent[0][0]
     assert first.scheduled_enqueue_time_utc == at
+
+
+def test_a_scheduled_message_is_withdrawn_by_the_sequence_number_service_bus_returned() -> None:
+    sender = FakeSender(max_size=4096)
+    publisher = ServiceBusPublisher(fully_qualified_namespace="ns.servicebus.windows.net", credential=object())
+    publisher._client = FakeClient(sender)
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    token = publisher.schedule("revocations", OutgoingMessage(body=b"{}", message_id="r1", scheduled_enqueue_time=at))
+    (message, when), = sender.scheduled.values()
+    assert token == "100" and str(message.message_id) == "r1" and when == at
+    assert publisher.cancel("revocations", token) is True and sender.scheduled == {}
+    assert publisher.cancel("revocations", token) is False  # gone: Service Bus answers MessageNotFound
+    assert publisher.cancel("revocations", "not a number") is False
