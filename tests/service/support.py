@@ -97,11 +97,15 @@ class Stack:
     def blob_created(self, blob_name: str) -> str:
         return self.services.enrollment.process_upload(ProcessUpload(blob_name, self.photos.uploads.get(blob_name, b"")))
 
-    def enroll(self, user_key: str, identity: int, *, store_photos: bool = True) -> str:
+    def uploaded(self, user_key: str, identity: int, *, store_photos: bool = True) -> str:
+        """Consent, one slot and the photo in it, not processed yet: the blob's name."""
         self.consent(user_key, store_photos=store_photos)
         (name,) = self.slots(user_key)
         self.put(name, photo(identity))
-        return self.blob_created(name)
+        return name
+
+    def enroll(self, user_key: str, identity: int, *, store_photos: bool = True) -> str:
+        return self.blob_created(self.uploaded(user_key, identity, store_photos=store_photos))
 
     def revoke(self, user_key: str) -> str:
         return self.services.revocation.request(RequestRevocation(principal(user_key), user_key, "test")).request_id

@@ -22,17 +22,23 @@ def _termination(stack: Stack, employee: str, event_id: str, *, in_days: int) ->
     stack.pump(until=stack.clock.now + timedelta(hours=1))  # the HR event only, not what it schedules
 
 
+def _enrolled_and_terminated(employee: str, event_id: str, *, in_days: int) -> tuple[Stack, str]:
+    """An enrolled user whose termination is scheduled ``in_days`` ahead."""
+    stack = make_stack()
+    user = new_user()
+    assert stack.enroll(user, 17) == "accepted"
+    stack.consent(user, hr_key=employee)
+    _termination(stack, employee, event_id, in_days=in_days)
+    return stack, user
+
+
 def _counts(stack: Stack, user: str) -> dict[str, int]:
     return stack.services.footprint.of(user).counts()
 
 
 # --- 1. scheduled messages -------------------------------------------------------------------------------
 def test_a_scheduled_termination_is_in_the_footprint_and_the_erasure_removes_it() -> None:
-    stack = make_stack()
-    user = new_user()
-    assert stack.enroll(user, 17) == "accepted"
-    stack.consent(user, hr_key="E7")
-    _termination(stack, "E7", "ev-later", in_days=5)
+    stack, user = _enrolled_and_terminated("E7", "ev-later", in_days=5)
     assert stack.status(user) == "enrolled"  # not yet: the termination waits for its effective date
     assert _counts(stack, user)["scheduledMessages"] == 1
     stack.revoke(user)  # the user withdraws first
@@ -48,11 +54,7 @@ def _waiting_for(stack: Stack, user: str) -> list[str]:
 
 
 def test_an_erasure_withdraws_the_scheduled_termination_from_the_bus() -> None:
-    stack = make_stack()
-    user = new_user()
-    assert stack.enroll(user, 17) == "accepted"
-    stack.consent(user, hr_key="E6")
-    _termination(stack, "E6", "ev-withdrawn", in_days=5)
+    stack, user = _enrolled_and_terminated("E6", "ev-withdrawn", in_days=5)
     assert len(_waiting_for(stack, user)) == 1
     stack.revoke(user)
     stack.pump(until=stack.clock.now + timedelta(hours=1))
@@ -66,11 +68,7 @@ def test_an_erasure_withdraws_the_scheduled_termination_from_the_bus() -> None:
 def test_a_termination_delivered_after_the_erasure_brings_nothing_back() -> None:
     """A message the erasure could not withdraw: the process stopped between scheduling it and recording
     what withdraws it (here: the token is cleared)."""
-    stack = make_stack()
-    user = new_user()
-    assert stack.enroll(user, 17) == "accepted"
-    stack.consent(user, hr_key="E8")
-    _termination(stack, "E8", "ev-late", in_days=3)
+    stack, user = _enrolled_and_terminated("E8", "ev-late", in_days=3)
     (row,) = stack.services.repos.scheduled.partition(user)
     row.cancel_token = None
     stack.services.repos.scheduled.upsert(row)
@@ -91,11 +89,7 @@ def test_a_termination_delivered_after_the_erasure_brings_nothing_back() -> None
 
 
 def test_a_scheduled_termination_row_goes_when_its_message_is_handled() -> None:
-    stack = make_stack()
-    user = new_user()
-    assert stack.enroll(user, 17) == "accepted"
-    stack.consent(user, hr_key="E9")
-    _termination(stack, "E9", "ev-due", in_days=2)
+    stack, user = _enrolled_and_terminated("E9", "ev-due", in_days=2)
     assert _counts(stack, user)["scheduledMessages"] == 1
     stack.pump(until=stack.clock.now + timedelta(days=3))
     assert stack.status(user) == "revoked"

@@ -8,7 +8,6 @@ import pytest
 
 from shared.commands import Revoke, RunPurge
 from shared.domain.enrollment import FINAL_PHOTO_STATUSES, latest_grant
-from tests.fakes import photo
 from tests.service.support import CallCounter, Crash, Stack, hooked, make_stack, new_user
 
 CONFIRMING_READS = ("records.partitions:consent", "records.partition:consent", "records.partitions:uploads",
@@ -76,16 +75,9 @@ def test_a_renewal_crashed_anywhere_never_lets_the_old_row_erase_the_renewed_con
         assert stack.status(user) == "revoked"
 
 
-def _enroll(stack: Stack, user: str) -> str:
-    stack.consent(user)
-    (name,) = stack.slots(user)
-    stack.put(name, photo(17))
-    return name
-
-
 def _processing_calls() -> list[str]:
     stack = make_stack()
-    name = _enroll(stack, new_user())
+    name = stack.uploaded(new_user(), 17)
     calls: list[str] = []
     with hooked(stack, calls.append):
         assert stack.blob_created(name) == "accepted"
@@ -99,7 +91,7 @@ PROCESSING = _processing_calls()
 def test_a_photo_crashed_anywhere_in_processing_is_purged_only_if_unfinished(crash_at: int) -> None:
     stack = make_stack(UPLOAD_MAX_AGE_MINUTES="60")
     user = new_user()
-    name = _enroll(stack, user)
+    name = stack.uploaded(user, 17)
     upload_id = name.split("/")[1]
     with hooked(stack, CallCounter(crash_at)), pytest.raises(Crash):
         stack.blob_created(name)  # and no redelivery: the worst case, a dead-lettered event

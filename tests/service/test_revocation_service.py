@@ -106,17 +106,10 @@ def test_hr_terminations_now_later_unknown_and_malformed(stack: Stack) -> None:
     assert stack.status(later_user) == "revoked"
 
 
-def _enroll_steps(stack: Stack, user: str) -> str:
-    stack.consent(user)
-    (name,) = stack.slots(user)
-    stack.put(name, photo(17))
-    return name
-
-
 def _enroll_call_count() -> int:
     stack = make_stack()
     user = new_user()
-    name = _enroll_steps(stack, user)
+    name = stack.uploaded(user, 17)
     counter = CallCounter()
     with hooked(stack, counter):
         stack.blob_created(name)
@@ -127,7 +120,7 @@ def _enroll_call_count() -> int:
 def test_an_erasure_interleaved_with_an_enroll_at_any_call_leaves_nothing(switch_at: int) -> None:
     stack = make_stack()
     user = new_user()
-    name = _enroll_steps(stack, user)
+    name = stack.uploaded(user, 17)
     request = stack.revoke(user)
     (sent,) = stack.publisher.due(stack.clock.now)
     # The enroll runs up to its switch_at-th external call, then the whole erasure, then the rest.
