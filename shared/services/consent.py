@@ -108,16 +108,18 @@ class ConsentService:
         # Linked into the user's hash chain now: it may move the entry id, which the index row names.
         self.chain.prepare(entry)
         previous_at = parse_iso(previous.at) if previous else None
-        moved = previous is not None and previous_at is not None and day_key(previous_at) != day_key(now)
-        if previous is not None and previous_at is not None and moved:
-            self._repos.consent_due.replace_if_present(ConsentDue(
-                day=day_key(previous_at), user_key=principal.user_key, grant_entry_id=previous.entry_id,
-                at=previous.at, settled=False))
+        # The previous grant's row, when it is on another day (on the same day the new row replaces it).
+        superseded = (ConsentDue(day=day_key(previous_at), user_key=principal.user_key,
+                                 grant_entry_id=previous.entry_id, at=previous.at, settled=False)
+                      if previous is not None and previous_at is not None and day_key(previous_at) != day_key(now)
+                      else None)
+        if superseded is not None:
+            self._repos.consent_due.replace_if_present(superseded)
         due = self._repos.consent_due.upsert(ConsentDue(day=day_key(now), user_key=principal.user_key,
                                                         grant_entry_id=entry.entry_id, at=entry.at, settled=False))
         self.chain.append(entry, prepared=True)
-        if previous_at is not None and moved:
-            self._repos.consent_due.delete(day_key(previous_at), principal.user_key)
+        if superseded is not None:
+            self._repos.consent_due.delete(superseded.day, principal.user_key)
         due.settled = True
         self._repos.consent_due.replace_if_present(due)  # a revocation may have deleted it meanwhile
         self._audit.write("consent.granted", actor=principal.user_key, subject=principal.user_key,
