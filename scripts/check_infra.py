@@ -449,44 +449,44 @@ def check(
         outcome.fail(f"worm: {problem}")
 
     # 2. checkov
-    checkov: Path | None = None
-    try:
-        checkov = None if problems else find_checkov(checkov_path)
-    except FileNotFoundError as exc:
-        out(f"[checkov] {exc}")
-        outcome.fail(str(exc))
     if problems:
         # checkov cannot parse a file with a syntax error (and exits 0 when it cannot): fix the syntax first.
         out("[checkov] not run: the syntax check failed (checkov reports nothing useful on unparsable files)")
-    elif checkov is not None:
-        report = run_checkov([infra], checkov=checkov, policies=policies)
-        s = report.get("summary", {})
-        out(
-            f"[checkov] {s.get('checkov_version', '?')}: passed {s.get('passed', 0)}, "
-            f"failed {s.get('failed', 0)}, skipped {s.get('skipped', 0)}, "
-            f"parsing errors {s.get('parsing_errors', 0)}, resources {s.get('resource_count', 0)}"
-        )
-        if s.get("parsing_errors", 0):
-            outcome.fail(
-                f"checkov: {s['parsing_errors']} Bicep file(s) could not be parsed "
-                "(checkov still exits 0 in that case); see the syntax section / run checkov by hand"
+    else:
+        try:
+            checkov = find_checkov(checkov_path)
+        except FileNotFoundError as exc:
+            out(f"[checkov] {exc}")
+            outcome.fail(str(exc))
+        else:
+            report = run_checkov([infra], checkov=checkov, policies=policies)
+            s = report.get("summary", {})
+            out(
+                f"[checkov] {s.get('checkov_version', '?')}: passed {s.get('passed', 0)}, "
+                f"failed {s.get('failed', 0)}, skipped {s.get('skipped', 0)}, "
+                f"parsing errors {s.get('parsing_errors', 0)}, resources {s.get('resource_count', 0)}"
             )
-        for r in results(report, "failed"):
-            msg = f"{r['check_id']} {r.get('check_name', '')} -- {r['resource']} ({_where(r)})"
-            out(f"  FAILED  {msg}")
-            outcome.fail(f"checkov: {msg}")
-        for r in results(report, "skipped"):
-            reason = (r.get("check_result") or {}).get("suppress_comment") or ""
-            out(f"  skipped {r['check_id']} on {r['resource']}: {reason}")
-            if not reason.strip() or reason.strip() == NO_REASON:
-                outcome.fail(f"checkov: {r['check_id']} skipped on {r['resource']} without a reason")
-        if policies is not None:
-            seen = {r["check_id"] for kind in ("passed", "failed", "skipped") for r in results(report, kind)}
-            ids = policy_ids(policies)
-            silent = [i for i in ids if i not in seen]
-            out(f"[policies] {len(ids)} custom polic(ies) in {policies}: " + ", ".join(ids))
-            for i in silent:
-                outcome.fail(f"policy {i} matched no resource (wrong resource type or attribute path?)")
+            if s.get("parsing_errors", 0):
+                outcome.fail(
+                    f"checkov: {s['parsing_errors']} Bicep file(s) could not be parsed "
+                    "(checkov still exits 0 in that case); see the syntax section / run checkov by hand"
+                )
+            for r in results(report, "failed"):
+                msg = f"{r['check_id']} {r.get('check_name', '')} -- {r['resource']} ({_where(r)})"
+                out(f"  FAILED  {msg}")
+                outcome.fail(f"checkov: {msg}")
+            for r in results(report, "skipped"):
+                reason = (r.get("check_result") or {}).get("suppress_comment") or ""
+                out(f"  skipped {r['check_id']} on {r['resource']}: {reason}")
+                if not reason.strip() or reason.strip() == NO_REASON:
+                    outcome.fail(f"checkov: {r['check_id']} skipped on {r['resource']} without a reason")
+            if policies is not None:
+                seen = {r["check_id"] for kind in ("passed", "failed", "skipped") for r in results(report, kind)}
+                ids = policy_ids(policies)
+                silent = [i for i in ids if i not in seen]
+                out(f"[policies] {len(ids)} custom polic(ies) in {policies}: " + ", ".join(ids))
+                for i in silent:
+                    outcome.fail(f"policy {i} matched no resource (wrong resource type or attribute path?)")
 
     dt = time.monotonic() - t0
     if outcome.problems:

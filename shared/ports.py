@@ -105,7 +105,8 @@ class MessagePublisherPort(Protocol):
 
     def send(self, destination: str, messages: Sequence[OutgoingMessage]) -> None: ...
     def schedule(self, destination: str, message: OutgoingMessage) -> str:
-        """Sends one message that has a ``scheduled_enqueue_time``; returns the token ``cancel`` takes."""
+        """Sends one message that has a ``scheduled_enqueue_time``; returns the token ``cancel`` takes ("" when
+        the bus dropped it as a duplicate of a message it holds)."""
         ...
     def cancel(self, destination: str, token: str) -> bool:
         """Withdraws a scheduled message before it is delivered. False, and nothing else, when it is gone

@@ -25,7 +25,6 @@ class ServiceBusPublisher:
     def send(self, destination: str, messages: Sequence[OutgoingMessage]) -> None:
         if not messages:
             return
-        from azure.servicebus import ServiceBusMessage
         from azure.servicebus.exceptions import MessageSizeExceededError
 
         # The app sends to queues only (revocations, model-updates, reenroll-work); topics such as
@@ -35,14 +34,7 @@ class ServiceBusPublisher:
             # One batch per request (the fan-out sends 200 work items at a time), a new one when full.
             batch = sender.create_message_batch()
             for message in messages:
-                sb_message = ServiceBusMessage(
-                    message.body,
-                    message_id=message.message_id,
-                    content_type=message.content_type,
-                    subject=message.subject,
-                    application_properties=dict(message.application_properties) or None,  # type: ignore[arg-type]
-                    scheduled_enqueue_time_utc=message.scheduled_enqueue_time,
-                )
+                sb_message = _service_bus_message(message)
                 try:
                     batch.add_message(sb_message)
                 except MessageSizeExceededError:
@@ -54,15 +46,10 @@ class ServiceBusPublisher:
 
     def schedule(self, destination: str, message: OutgoingMessage) -> str:
         """``schedule_messages``: Service Bus returns the sequence number that cancels it."""
-        from azure.servicebus import ServiceBusMessage
-
         if message.scheduled_enqueue_time is None:
             raise ValueError("a scheduled message needs its scheduled_enqueue_time")
-        sb_message = ServiceBusMessage(message.body, message_id=message.message_id, content_type=message.content_type,
-                                       subject=message.subject,
-                                       application_properties=dict(message.application_properties) or None)  # type: ignore[arg-type]
         with self._service().get_queue_sender(destination) as sender:
-            sequence_numbers = sender.schedule_messages(sb_message, message.scheduled_enqueue_time)
+            sequence_numbers = sender.schedule_messages(_service_bus_message(message), message.scheduled_enqueue_time)
         return str(sequence_numbers[0])
 
     def cancel(self, destination: str, token: str) -> bool:
@@ -83,3 +70,16 @@ class ServiceBusPublisher:
         if self._client is not None:
             self._client.close()
             self._client = None
+
+
+def _service_bus_message(message: OutgoingMessage) -> Any:
+    from azure.servicebus import ServiceBusMessage
+
+    return ServiceBusMessage(
+        message.body,
+        message_id=message.message_id,
+        content_type=message.content_type,
+        subject=message.subject,
+        application_properties=dict(message.application_properties) or None,  # type: ignore[arg-type]
+        scheduled_enqueue_time_utc=message.scheduled_enqueue_time,
+    )

@@ -251,7 +251,7 @@ class StorageQueueBus:
         finds nothing either, and the message is delivered (its handler must be a no-op by then)."""
         now = datetime.now(UTC)
         if self._is_duplicate(destination, message.message_id, now):
-            return "[]"
+            return ""  # dropped, as Service Bus drops a duplicate: nothing to withdraw
         placed = self.put(self.targets(destination), message, now=now)
         return json.dumps([[name, message_id, receipt] for name, message_id, receipt in placed])
 

@@ -94,14 +94,20 @@ class RevocationService:
             if command.effective > self._clock():
                 # Erasure on the effective date: a scheduled message on the revocations queue, recorded
                 # first (keyed by the user) so the footprint shows it and an erasure before then removes it.
-                row = self._repos.scheduled.upsert(ScheduledMessage(
-                    user_key=user_key, message_id=revoke.request_id, destination=self._settings.revocations_queue,
-                    kind="revocation", due_at=iso(command.effective)))
-                row.cancel_token = self._publisher.schedule(self._settings.revocations_queue,
-                                                            revoke_message(revoke, not_before=command.effective))
-                # Recorded so an erasure before the date withdraws the message (a replace: an erasure in
-                # between deleted the row, and the message, delivered, is a no-op).
-                self._repos.scheduled.replace_if_present(row)
+                # A redelivered event finds its message scheduled and recorded: scheduling it again would
+                # be dropped as a duplicate, and its token would replace the one that withdraws it.
+                row = self._repos.scheduled.get(user_key, revoke.request_id)
+                if row is None or not row.cancel_token:
+                    row = self._repos.scheduled.upsert(ScheduledMessage(
+                        user_key=user_key, message_id=revoke.request_id,
+                        destination=self._settings.revocations_queue, kind="revocation", due_at=iso(command.effective)))
+                    token = self._publisher.schedule(self._settings.revocations_queue,
+                                                     revoke_message(revoke, not_before=command.effective))
+                    if token:
+                        # Recorded so an erasure before the date withdraws it (a replace: an erasure in
+                        # between deleted the row, and the message, delivered, is a no-op).
+                        row.cancel_token = token
+                        self._repos.scheduled.replace_if_present(row)
                 self._audit.write("hr.termination.scheduled", actor="hr", subject=user_key,
                                   requestId=revoke.request_id, effectiveDate=iso(command.effective))
                 outcome = "scheduled"

@@ -13,12 +13,12 @@ from shared.ports import OutgoingMessage
 from tests.service.support import Stack, hooked, make_stack, new_user
 
 
-def _termination(stack: Stack, employee: str, event_id: str, *, in_days: int) -> None:
+def _termination(stack: Stack, employee: str, event_id: str, *, in_days: int, message_id: str | None = None) -> None:
     effective = (stack.clock.now + timedelta(days=in_days)).date().isoformat()
     body = {"specversion": "1.0", "id": event_id, "source": "/hr", "type": "hr.employee.terminated",
             "data": {"employeeId": employee, "effectiveDate": effective}}
     stack.publisher.send(stack.services.settings.hr_events_topic,
-                         [OutgoingMessage(body=json.dumps(body).encode(), message_id=event_id)])
+                         [OutgoingMessage(body=json.dumps(body).encode(), message_id=message_id or event_id)])
     stack.pump(until=stack.clock.now + timedelta(hours=1))  # the HR event only, not what it schedules
 
 
@@ -137,3 +137,15 @@ def test_purge_leaves_a_reconsented_user_alone() -> None:
     assert stack.enroll(user, 18) == "accepted"  # consented again after the erasure
     stack.purge()
     assert stack.status(user) == "enrolled"
+
+
+def test_a_termination_delivered_twice_is_still_withdrawn_by_the_erasure() -> None:
+    """At-least-once: the HR event arrives again. The second delivery must not lose the token of the
+    message the first one scheduled (the bus drops the repeat as a duplicate)."""
+    stack, user = _enrolled_and_terminated("E5", "ev-twice", in_days=5)
+    # The same event again, in a message of its own (past the bus's duplicate detection).
+    _termination(stack, "E5", "ev-twice", in_days=5, message_id="ev-twice-again")
+    assert len(_waiting_for(stack, user)) == 1
+    stack.revoke(user)
+    stack.pump(until=stack.clock.now + timedelta(hours=1))
+    assert _waiting_for(stack, user) == []
