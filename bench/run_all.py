@@ -44,7 +44,10 @@ class Bench:
 BENCHES = [
     Bench("roundtrips", ["roundtrips_reenroll.py"], json=False),
     Bench("reenroll-r20", ["bench_reenroll.py", "--rate", "20"], runs=3),
-    Bench("reenroll-r50", ["bench_reenroll.py", "--rate", "50"]),
+    # Two host instances, as Flex Consumption scales out for a backlog: one Python process is GIL-bound
+    # near 0.7 of R = 50 on a 2-core machine (docs/performance.md §2); one instance is measured too.
+    Bench("reenroll-r50", ["bench_reenroll.py", "--rate", "50", "--instances", "2"], runs=3),
+    Bench("reenroll-r50-one", ["bench_reenroll.py", "--rate", "50", "--instances", "1"]),
     Bench("purge", ["bench_purge.py", "--users", "10000"]),
     Bench("enroll-burst", ["bench_enroll_burst.py"]),
     Bench("cold-start", ["bench_cold_start.py"], json=False),
@@ -100,10 +103,16 @@ FIGURES: list[Figure] = [
            lambda r: max(x["throttledShare"] for x in _runs(r)) * 100, "%", "≤ 1", lambda v: v <= 1.0),
     Figure("reenroll-r20", "Re-enrollment R = 20: users lost, all runs",
            lambda r: sum(x["usersLost"] for x in _runs(r)), "", "0", lambda v: v == 0),
-    Figure("reenroll-r50", "Re-enrollment R = 50: achieved / R",
-           lambda r: r["runs"][0]["achievedOverR"], "", "≥ 0.9", lambda v: v >= 0.9),
-    Figure("reenroll-r50", "Re-enrollment R = 50: 429 share",
-           lambda r: r["runs"][0]["throttledShare"] * 100, "%", "≤ 1", lambda v: v <= 1.0),
+    Figure("reenroll-r50", "Re-enrollment R = 50, 2 host instances: achieved / R, lowest of 3 runs",
+           lambda r: min(x["achievedOverR"] for x in _runs(r)), "", "≥ 0.9", lambda v: v >= 0.9),
+    Figure("reenroll-r50", "Re-enrollment R = 50, 2 host instances: achieved / R, highest of 3 runs",
+           lambda r: max(x["achievedOverR"] for x in _runs(r)), "", "≥ 0.9", lambda v: v >= 0.9),
+    Figure("reenroll-r50", "Re-enrollment R = 50, 2 host instances: 429 share, worst run",
+           lambda r: max(x["throttledShare"] for x in _runs(r)) * 100, "%", "≤ 1", lambda v: v <= 1.0),
+    Figure("reenroll-r50", "Re-enrollment R = 50, 2 host instances: users lost, all runs",
+           lambda r: sum(x["usersLost"] for x in _runs(r)), "", "0", lambda v: v == 0),
+    Figure("reenroll-r50-one", "Re-enrollment R = 50, one host instance: achieved / R (the process is the limit)",
+           lambda r: r["runs"][0]["achievedOverR"], "", "—", None),
 ]
 for _f in (0.001, 0.01, 0.1):
     FIGURES += [

@@ -110,6 +110,21 @@ class Stack:
     def child(self, name: str) -> Child | None:
         return next((c for c in self.children if c.name == name), None)
 
+    def add_instance(self, functions: list[str]) -> str:
+        """Another host instance beside the first, running only ``functions`` (their Service Bus pumps
+        compete for the same messages, as the instances of a scaled-out app do); returns its URL."""
+        n = sum(1 for c in self.children if c.name.startswith("host")) + 1
+        port = free_port()
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+               "PYTHONUNBUFFERED": "1", **self.env}
+        child = _spawn(f"host-{n}", [sys.executable, "-m", "local.host", "--app", "function_app", "--port", str(port),
+                                     "--functions", ",".join(functions), "--no-timers", "--no-blob-watcher"],
+                       env=env, log_dir=self.log_dir, cwd=ROOT)
+        self.children.append(child)
+        url = f"http://127.0.0.1:{port}"
+        _wait(child, _http_ok(f"{url}/admin/host/status"), what=f"host instance {n} ready", timeout=60)
+        return url
+
     def dead_children(self) -> list[Child]:
         return [c for c in self.children if c.process.poll() is not None]
 

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from shared.adapters.http_env import sdk_client_options
 from shared.settings import Settings
 
 
@@ -24,7 +25,7 @@ class StorageClients:
         ``retry_total``: readiness probes fail fast instead of retrying for half a minute)."""
         self._settings = settings
         self._credential = credential
-        self._options = dict(client_options or {})
+        self._options = {**sdk_client_options(), **dict(client_options or {})}
         self._lock = threading.Lock()
         self._tables: Any = None
         self._blobs: Any = None

@@ -16,6 +16,7 @@ import urllib.request
 from collections.abc import Sequence
 from typing import Any
 
+from shared.adapters.http_env import sdk_client_options
 from shared.domain.enrollment import iso
 from shared.errors import TransientFailure
 from shared.ports import OutgoingEvent
@@ -50,7 +51,7 @@ class EventGridPublisher:
             if self._client is None:
                 from azure.eventgrid import EventGridPublisherClient
 
-                self._client = EventGridPublisherClient(self._endpoint, self._credential)
+                self._client = EventGridPublisherClient(self._endpoint, self._credential, **sdk_client_options())
             return self._client
 
     def publish(self, events: Sequence[OutgoingEvent]) -> None:

@@ -32,6 +32,7 @@ from shared import errors
 from shared.adapters.credentials import COGNITIVE_SERVICES_SCOPE
 from shared.adapters.face_errors import install_log_scrubbing, map_error, scrub
 from shared.adapters.face_retry import backoff_seconds, is_retryable, parse_retry_after
+from shared.adapters.http_env import configure_session
 from shared.ports import (
     Candidate,
     DetectedFace,
@@ -355,6 +356,7 @@ class FaceRestClient:
 
                 install_log_scrubbing()
                 session = requests.Session()
+                configure_session(session)  # the environment read once, not on every request
                 adapter = HTTPAdapter(pool_connections=4, pool_maxsize=self._pool_size, max_retries=0)
                 session.mount("https://", adapter)
                 session.mount("http://", adapter)

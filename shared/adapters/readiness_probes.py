@@ -13,6 +13,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from shared.adapters.azure_storage import StorageClients
+from shared.adapters.http_env import sdk_client_options
 from shared.errors import ProbeDenied, ProbeFailed, ProbeNotFound, ProbeUnreachable
 from shared.settings import Settings
 
@@ -21,7 +22,7 @@ T = TypeVar("T")
 
 def fast_client_options(timeout: float) -> dict[str, Any]:
     """azure-core options: connect/read timeouts of ``timeout`` seconds and no retries."""
-    return {"connection_timeout": timeout, "read_timeout": timeout, "retry_total": 0}
+    return {**sdk_client_options(), "connection_timeout": timeout, "read_timeout": timeout, "retry_total": 0}
 
 
 def _translate(what: str, action: Callable[[], T]) -> T:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shared.adapters.http_env import sdk_client_options
 from shared.ports import OutgoingMessage
 
 SUBSCRIPTIONS_TABLE = "busstandinsubs"
@@ -155,14 +156,14 @@ class StorageQueueBus:
         if self._queue_service is None:
             from azure.storage.queue import QueueServiceClient
 
-            self._queue_service = QueueServiceClient.from_connection_string(self._connection_string)
+            self._queue_service = QueueServiceClient.from_connection_string(self._connection_string, **sdk_client_options())
         return self._queue_service
 
     def _tables(self) -> Any:
         if self._table_service is None:
             from azure.data.tables import TableServiceClient
 
-            self._table_service = TableServiceClient.from_connection_string(self._connection_string)
+            self._table_service = TableServiceClient.from_connection_string(self._connection_string, **sdk_client_options())
         return self._table_service
 
     def queue_client(self, storage_name: str) -> Any:

@@ -11,7 +11,13 @@ ahead of the budget and each Face call a worker makes takes a token from this bu
 - a slow item leaves its tokens in the bucket and the next call of any worker spends them (up to the
   burst): lateness is made up for instead of accumulating;
 - a 429 seen anywhere in the process (``hold_off``) empties the bucket and stops every worker until
-  ``Retry-After`` has passed, not just the one that was throttled.
+  ``Retry-After`` has passed, not just the one that was throttled;
+- and it lowers the process's rate (to ``DECREASE`` of what it was, once per hold-off), which then
+  climbs back to the configured rate by ``RECOVERY`` of it per second. A 429 means someone else spends
+  the same Face budget: another instance of the app, scaled out, each with a bucket of its own, or
+  another caller. Instances that know nothing of each other so settle on shares that add up to about
+  the limit (additive increase, multiplicative decrease, as TCP shares a link). One instance alone
+  never sees a 429 from its own calls, and keeps the configured rate.
 
 Pure and deterministic given ``clock`` and ``sleep`` (tests pass a clock they move).
 """
@@ -22,13 +28,21 @@ import threading
 import time
 from collections.abc import Callable
 
+#: On a 429, the rate drops to this share of what it was (once per hold-off, however many calls were throttled).
+DECREASE = 0.7
+#: Then it climbs back by this share of the configured rate per second (from 0.7 back to 1 in 60 s).
+RECOVERY = 0.005
+#: It never drops below this share of the configured rate (a burst of 429s must not stall the run).
+FLOOR = 0.1
+
 
 class TokenBucket:
     def __init__(self, rate: float, *, burst: float | None = None, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         if rate <= 0:
             raise ValueError("rate must be positive")
-        self.rate = float(rate)
+        self.ceiling = float(rate)  # the configured rate (FACE_CALLS_PER_SECOND)
+        self.rate = self.ceiling  # the rate now: lower for a while after a 429
         # Half a second of calls by default: Face's own limiter allows about one second of burst, and
         # other callers (enrollment) share it, so the bucket must not spend all of it at once.
         self.burst = float(burst) if burst is not None else max(1.0, self.rate / 2)
@@ -38,6 +52,7 @@ class TokenBucket:
         self._tokens = self.burst
         self._stamp = clock()
         self._not_before = self._stamp
+        self._lowered_until = self._stamp  # the 429s of one hold-off lower the rate once
         self.granted = 0
         self.waited = 0.0
         self.hold_offs = 0
@@ -46,6 +61,8 @@ class TokenBucket:
         start = max(self._stamp, self._not_before)  # nothing accrues while held off
         if now > start:
             self._tokens = min(self.burst, self._tokens + (now - start) * self.rate)
+            if self.rate < self.ceiling:
+                self.rate = min(self.ceiling, self.rate + (now - start) * self.ceiling * RECOVERY)
         self._stamp = max(self._stamp, now)
 
     def try_take(self, tokens: float = 1.0) -> float:
@@ -83,6 +100,9 @@ class TokenBucket:
             self._tokens = 0.0
             self._not_before = max(self._not_before, now + seconds)
             self.hold_offs += 1
+            if now >= self._lowered_until:
+                self.rate = max(self.ceiling * FLOOR, self.rate * DECREASE)
+                self._lowered_until = self._not_before
 
 
 class PacedCalls:

@@ -56,7 +56,10 @@ def test_translate_passes_results_and_other_errors_through() -> None:
 
 
 def test_fast_client_options_turn_retries_off() -> None:
-    assert fast_client_options(3.0) == {"connection_timeout": 3.0, "read_timeout": 3.0, "retry_total": 0}
+    from shared.adapters.http_env import sdk_client_options
+
+    assert fast_client_options(3.0) == {**sdk_client_options(), "connection_timeout": 3.0, "read_timeout": 3.0,
+                                        "retry_total": 0}
 
 
 class _FakeReceiver:
