@@ -49,14 +49,28 @@ from tests.fixtures.azurite import AZURITE, Azurite, free_port, wait_for_port  #
 FRACTIONS = (0.001, 0.01, 0.1)
 RETENTION_DAYS, MAX_AGE_MINUTES = 365, 60
 THREADS = 8
-STEPS = ("expiredConsents", "staleUploads", "orphans", "supersededGroups")
+STEPS = ("expiredConsents", "staleUploads", "orphans", "supersededGroups", "ledgerAnchor", "revokedNotErased")
+GROUP_ID = "faceenroll-bench"
+#: The chains written on the day before each measured purge (consents renewed or given): 1% of the users.
+CHANGED_PER_DAY = 0.01
 
 
-class EmptyFace:
-    """The Face port with an empty active group (Face is not what is measured here)."""
+class ListedFace:
+    """The Face port for a dry run: the active group holds the persons the records name (listed in pages of
+    1,000 by personId, as Face lists them; Face calls are counted apart, they are not storage requests)."""
+
+    def __init__(self, person_ids: list[str]) -> None:
+        self.person_ids = sorted(person_ids)
+        self.calls = 0
 
     def list_persons(self, group_id: str, *, start: str | None = None, top: int = 1000) -> list[Any]:
-        return []
+        import bisect
+
+        from shared.ports import PersonRecord
+
+        self.calls += 1
+        i = bisect.bisect_right(self.person_ids, start) if start else 0
+        return [PersonRecord(p, "p", None, ()) for p in self.person_ids[i:i + top]]
 
     def __getattr__(self, name: str) -> Any:
         raise AssertionError(f"Face.{name} is not expected in a dry run")
@@ -139,16 +153,20 @@ def group_of(i: int) -> int | None:
     return 0 if slot == 0 else 1 if slot < 10 else 2 if slot < 100 else None
 
 
-def setup(conn: str, prefix: str, users: int, clocks: list[datetime]) -> dict[str, str]:
+def setup(conn: str, prefix: str, users: int, clocks: list[datetime]) -> tuple[dict[str, str], list[str], list[str]]:
     from azure.data.tables import TableServiceClient
 
     service = TableServiceClient.from_connection_string(conn)
     tables = {name: service.create_table_if_not_exists(f"{prefix}{name}").table_name
-              for name in ("users", "consent", "consentbyday", "uploads", "uploadsbyminute", "state")}
+              for name in ("users", "consent", "consentbyday", "uploads", "uploadsbyminute", "state", "personattempts")}
     retention = timedelta(days=RETENTION_DAYS)
     rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    keys, persons = [], []
     for i in range(users):
-        key = f"user-{i:06d}"
+        # As in production: user keys are the identity provider's object ids, personIds Face's GUIDs.
+        key, person_id, attempt_id = str(uuid.uuid4()), str(uuid.uuid4()), uuid.uuid4().hex
+        keys.append(key)
+        persons.append(person_id)
         group = group_of(i)
         # Due at clock g and later: granted a day before the retention ends at clock g.
         granted = (clocks[group] - retention - timedelta(hours=12)) if group is not None else \
@@ -157,7 +175,11 @@ def setup(conn: str, prefix: str, users: int, clocks: list[datetime]) -> dict[st
             clocks[-1] - timedelta(minutes=i % (MAX_AGE_MINUTES - 5))
         upload_id = uuid.uuid4().hex
         rows["users"].append({"PartitionKey": key, "RowKey": "user", "storePhotos": False,
-                              "keptToken": uuid.uuid4().hex, "createdAt": iso(granted)})
+                              "keptToken": uuid.uuid4().hex, "createdAt": iso(granted), "personId": person_id,
+                              "groupId": GROUP_ID})
+        # The person factory's attempt row, kept while the person exists.
+        rows["personattempts"].append({"PartitionKey": key, "RowKey": attempt_id, "groupId": GROUP_ID,
+                                       "personId": person_id, "slot": "primary", "createdAt": iso(granted)})
         entry = ledger_entry_id(granted, uuid.uuid4().hex)
         rows["consent"].append({"PartitionKey": key, "RowKey": entry, "kind": "consent", "accepted": True,
                                 "termsVersion": "t", "storePhotos": False, "at": iso(granted)})
@@ -173,11 +195,38 @@ def setup(conn: str, prefix: str, users: int, clocks: list[datetime]) -> dict[st
     t = time.perf_counter()
     batch_insert(conn, tables["consentbyday"], rows["consentbyday"])
     batch_insert(conn, tables["uploadsbyminute"], rows["uploadsbyminute"])
-    for name in ("users", "consent", "uploads"):
+    for name in ("users", "consent", "uploads", "personattempts"):
         single_insert(conn, tables[name], rows[name])
-    print(f"set-up: {users:,} users (user row, ledger grant, upload, two index rows each) in "
+    single_insert(conn, tables["state"], [{"PartitionKey": "group", "RowKey": "active", "groupId": GROUP_ID,
+                                           "recognitionModel": "recognition_04", "created": True}])
+    print(f"set-up: {users:,} users (user row, person, attempt row, ledger grant, upload, two index rows each) in "
           f"{time.perf_counter() - t:.0f} s", flush=True)
-    return tables
+    return tables, keys, persons
+
+
+def steady_state(conn: str, tables: dict[str, str], settings: Settings, clock: datetime, keys: list[str]) -> None:
+    """As on any later night: the first anchor (every chain) was written the night before, and since then 1%
+    of the users' chains changed (a consent given or renewed). A purge's anchor reads those, not the ledger."""
+    from shared.adapters.table_records import CHANGE_OVERLAP
+
+    # The first anchor as the night after the set-up: its read must not reach back (by the overlap the next
+    # read allows for clocks) into the set-up's writes, as a day-old anchor does not reach into the day before.
+    time.sleep(CHANGE_OVERLAP.total_seconds() + 1)
+    services = build(settings, clock=lambda: clock - timedelta(days=5))
+    first = services.ledger.anchor(dry_run=False)
+    stats = services.repos.purge_stats.get()
+    from shared.domain.records import PurgeStats
+
+    stats = stats or PurgeStats()
+    stats.anchored_through = str(first["watermark"])
+    services.repos.purge_stats.upsert(stats)
+    changed = keys[:: int(1 / CHANGED_PER_DAY)]
+    rows = [{"PartitionKey": key, "RowKey": ledger_entry_id(clock - timedelta(days=5), uuid.uuid4().hex),
+             "kind": "consent", "accepted": True, "termsVersion": "t", "storePhotos": False,
+             "at": iso(clock - timedelta(days=5))} for key in changed]
+    single_insert(conn, tables["consent"], rows)
+    print(f"steady state: first anchor written ({first['chains']:,} chains), then {len(rows):,} chains changed",
+          flush=True)
 
 
 def start_azurite(workdir: Path) -> Azurite:
@@ -209,21 +258,24 @@ def measure(users: int) -> dict[str, Any]:
         conn = azurite.connection_string
         now = datetime.now(timezone.utc).replace(microsecond=0)
         clocks = [now - timedelta(days=4), now - timedelta(days=2), now]
-        tables = setup(conn, prefix, users, clocks)
+        tables, keys, persons = setup(conn, prefix, users, clocks)
         env = {"PhotoStorage": conn, "MESSAGING_TRANSPORT": "storage-queues", "TABLE_PREFIX": prefix,
-               "CONSENT_RETENTION_DAYS": str(RETENTION_DAYS), "UPLOAD_MAX_AGE_MINUTES": str(MAX_AGE_MINUTES)}
+               "CONSENT_RETENTION_DAYS": str(RETENTION_DAYS), "UPLOAD_MAX_AGE_MINUTES": str(MAX_AGE_MINUTES),
+               "LEDGER_ANCHORS_CONTAINER": "anchors" + prefix}
         settings = Settings.from_env(env)
+        steady_state(conn, tables, settings, clocks[0], keys)
+        face = ListedFace(persons)
         from azure.data.tables import TableServiceClient
 
         scan_client = TableServiceClient.from_connection_string(conn).get_table_client(tables["users"])
         points = []
-        build(settings, clock=lambda: clocks[-1], face=EmptyFace()).purge.run(RunPurge(dry_run=True, trigger="warm-up"))
+        build(settings, clock=lambda: clocks[-1], face=face).purge.run(RunPurge(dry_run=True, trigger="warm-up"))
         for fraction, clock in zip(FRACTIONS, clocks, strict=True):
-            services = build(settings, clock=lambda c=clock: c, face=EmptyFace())  # type: ignore[misc]
+            services = build(settings, clock=lambda c=clock: c, face=face)  # type: ignore[misc]
             purge = services.purge
             per_step: dict[str, int] = {}
             for step in STEPS:
-                method = getattr(purge, f"_{'orphans' if step == 'orphans' else _snake(step)}")
+                method = getattr(purge, f"_{_snake(step)}")
 
                 def wrapped(report: Any, dry: bool, at: datetime, method: Any = method, step: str = step,
                             per_step: dict[str, int] = per_step) -> None:
@@ -233,12 +285,14 @@ def measure(users: int) -> dict[str, Any]:
                     finally:
                         per_step[step] = counter.count - before
 
-                setattr(purge, f"_{'orphans' if step == 'orphans' else _snake(step)}", wrapped)
+                setattr(purge, f"_{_snake(step)}", wrapped)
+            face_calls = face.calls
             before = counter.count
             t = time.perf_counter()
             report = purge.run(RunPurge(dry_run=True, trigger="bench")).as_json()
             total_s = time.perf_counter() - t
             total_requests = counter.count - before
+            face_calls = face.calls - face_calls
             due = round(users * fraction)
             assert report["expiredConsents"] == due and report["staleUploads"] == due, (fraction, report)
             before = counter.count
@@ -262,7 +316,12 @@ def measure(users: int) -> dict[str, Any]:
                 "users": users, "dueFraction": fraction, "dueConsents": due, "dueUploads": due,
                 "readPlans": report["readPlans"],
                 "sweep": {"requests": sweep_requests, "seconds": round(sweep_s, 3)},
-                "orphans": {"requests": per_step["orphans"], "seconds": round(ms["orphans"] / 1000, 3)},
+                "orphans": {"requests": per_step["orphans"], "seconds": round(ms["orphans"] / 1000, 3),
+                            "faceCalls": face_calls, "range": report["orphanScanRange"],
+                            "userRowsRead": report["orphanScan"]["userRowsRead"],
+                            "attemptRowsRead": report["orphanScan"]["attemptRowsRead"]},
+                "anchor": {"requests": per_step["ledgerAnchor"], "seconds": round(ms["ledgerAnchor"] / 1000, 3),
+                           "chains": report["ledgerAnchor"].get("chains"), "scope": report["ledgerAnchor"].get("scope")},
                 "wholePurge": {"requests": total_requests, "seconds": round(total_s, 3)},
                 "fullScan": {"requests": scan_requests, "seconds": round(scan_s, 3), "rows": scanned},
                 "answerScan": {"requests": answer_requests, "seconds": round(answer_s, 3)},
@@ -276,8 +335,9 @@ def measure(users: int) -> dict[str, Any]:
 
 
 def _snake(step: str) -> str:
-    return {"expiredConsents": "expired_consents", "staleUploads": "stale_uploads",
-            "supersededGroups": "superseded_groups"}[step]
+    return {"expiredConsents": "expired_consents", "staleUploads": "stale_uploads", "orphans": "orphans",
+            "supersededGroups": "superseded_groups", "ledgerAnchor": "ledger_anchor",
+            "revokedNotErased": "revoked_not_erased"}[step]
 
 
 def verdicts(point: dict[str, Any]) -> dict[str, bool]:
@@ -300,14 +360,18 @@ def main() -> int:
     args = parser.parse_args()
     result = measure(args.users)
     ok = True
-    print(f"{'users':>8} {'due':>6} {'plans':>18} {'sweep req':>9} {'sweep s':>8} {'orphan req':>10} "
-          f"{'purge req':>9} {'purge s':>8} {'scan req':>8} {'scan s':>7} {'l+u req':>7} {'l+u s':>6}")
+    print(f"{'users':>8} {'due':>6} {'plans':>18} {'sweep req':>9} {'sweep s':>8} {'orphan req':>10} {'anchor req':>10} "
+          f"{'purge req':>9} {'purge s':>8} {'scan req':>8} {'scan s':>7} {'l+u req':>7} {'l+u s':>6}  orphan range")
     for p in result["points"]:
         plans = "/".join(p["readPlans"].get(s, "-") for s in ("expiredConsents", "staleUploads"))
         print(f"{p['users']:>8,} {p['dueFraction']:>6.1%} {plans:>18} {p['sweep']['requests']:>9} "
-              f"{p['sweep']['seconds']:>8.2f} {p['orphans']['requests']:>10} {p['wholePurge']['requests']:>9} "
+              f"{p['sweep']['seconds']:>8.2f} {p['orphans']['requests']:>10} {p['anchor']['requests']:>10} "
+              f"{p['wholePurge']['requests']:>9} "
               f"{p['wholePurge']['seconds']:>8.2f} {p['fullScan']['requests']:>8} {p['fullScan']['seconds']:>7.2f} "
-              f"{p['answerScan']['requests']:>7} {p['answerScan']['seconds']:>6.2f}")
+              f"{p['answerScan']['requests']:>7} {p['answerScan']['seconds']:>6.2f}  "
+              f"[{p['orphans']['range'].get('from') or '-'}, {p['orphans']['range'].get('to') or '-'}) "
+              f"{p['orphans']['userRowsRead']:,} user + {p['orphans']['attemptRowsRead']:,} attempt rows, "
+              f"{p['orphans']['faceCalls']} Face calls")
         for goal, met in verdicts(p).items():
             ok = ok and met
             print(f"      {goal}: {'PASS' if met else 'FAIL'}")

@@ -134,6 +134,18 @@ class EventPublisherPort(Protocol):
 # --- Records (Table storage) ------------------------------------------------------------------
 #: The ETag an update gives to mean "whatever the record's ETag, as long as it exists" (If-Match: *).
 ANY_ETAG = "*"
+#: The comparisons a record query may make (Table storage's OData operators).
+QUERY_OPS = ("eq", "ne", "ge", "gt", "lt")
+
+
+@dataclass(frozen=True)
+class Cond:
+    """One comparison of a record query, ``column op value``. As in Table storage, a row that lacks the
+    column never matches a comparison on it (``gt ""`` so asks for a non-empty value)."""
+
+    column: str
+    op: str
+    value: str
 
 
 class RecordStorePort(Protocol):
@@ -158,6 +170,17 @@ class RecordStorePort(Protocol):
     def range(self, table: str, *, pk_from: str | None = None, pk_to: str | None = None,
               rk_from: str | None = None, rk_to: str | None = None, pk: str | None = None,
               select: list[str] | None = None) -> Iterator[dict[str, Any]]: ...
+    def query(self, table: str, any_of: Sequence[Sequence[Cond]], *,
+              select: list[str] | None = None) -> Iterator[dict[str, Any]]:
+        """The rows that match all comparisons of any one group, filtered by the store (a request returns
+        up to 1,000 matching rows, however many it passed over); at most 15 comparisons in all."""
+        ...
+    def changed(self, table: str, *, since: str | None,
+                select: list[str] | None = None) -> tuple[list[dict[str, Any]], str]:
+        """The rows inserted or replaced since the watermark ``since`` (None: every row), and the watermark
+        for the next call. Rows written shortly before ``since`` may come again; none written after it is
+        missed. Deletions are not reported."""
+        ...
 
 
 # --- Photos (Blob storage) --------------------------------------------------------------------

@@ -217,7 +217,8 @@ class PurgeReport:
     read_plans: dict[str, str] = field(default_factory=dict)  # step -> batched | scan | none
     orphan_scan: dict[str, int] = field(default_factory=lambda: {
         "groups": 0, "facePages": 0, "facePersonsListed": 0, "personChecks": 0, "keptBlobsListed": 0,
-        "userRowsRead": 0})
+        "userRowsRead": 0, "attemptRowsRead": 0})
+    orphan_scan_range: dict[str, object] = field(default_factory=dict)  # tonight's key range of the orphan scan
     step_ms: dict[str, int] = field(default_factory=dict)
     errors: list[dict[str, str]] = field(default_factory=list)
     duration_ms: int = 0
@@ -233,7 +234,7 @@ class PurgeReport:
             "repairedErasures": self.repaired_erasures, "expiredAuditRows": self.expired_audit_rows,
             "pendingReplacements": self.pending_replacements, "finishedReplacements": self.finished_replacements,
             "rowsRead": dict(self.rows_read), "readPlans": dict(self.read_plans), "orphanScan": dict(self.orphan_scan),
-            "stepMs": dict(self.step_ms),
+            "orphanScanRange": dict(self.orphan_scan_range), "stepMs": dict(self.step_ms),
             "errors": list(self.errors), "durationMs": self.duration_ms, "ledgerAnchor": dict(self.ledger_anchor),
         }
 

@@ -134,6 +134,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("UPLOAD_MAX_AGE_MINUTES", str(_POLICY.upload_minutes), "both",
                 "Uploads and sessions older than this are deleted by purge_timer (at most the retention policy's)."),
     SettingSpec("GROUP_GRACE_DAYS", "7", "both", "Days a superseded group is kept after a re-enrollment switch."),
+    SettingSpec("ORPHAN_SCAN_DAYS", "7", "both",
+                "purge_timer's orphan scan covers the key space over this many nights, one range a night (1 to 16; "
+                "1: all of it every night)."),
     SettingSpec("TRAINING_COALESCE_SECONDS", "5", "both", "Enrollments arriving within this window share one training."),
     # --- cost of one upload (docs/security.md) ---
     SettingSpec("IMAGE_MAX_SIDE", "4096", "both",
@@ -261,6 +264,7 @@ class Settings:
     consent_retention_days: int = _int(_NO_ENV, "CONSENT_RETENTION_DAYS")
     upload_max_age_minutes: int = _int(_NO_ENV, "UPLOAD_MAX_AGE_MINUTES")
     group_grace_days: int = _int(_NO_ENV, "GROUP_GRACE_DAYS")
+    orphan_scan_days: int = _int(_NO_ENV, "ORPHAN_SCAN_DAYS")
     training_coalesce_seconds: float = _float(_NO_ENV, "TRAINING_COALESCE_SECONDS")
     image_max_side: int = _int(_NO_ENV, "IMAGE_MAX_SIDE")
     image_max_jpeg_scans: int = _int(_NO_ENV, "IMAGE_MAX_JPEG_SCANS")
@@ -291,6 +295,8 @@ class Settings:
         image_max_side = _int(e, "IMAGE_MAX_SIDE")
         if not 36 <= image_max_side <= 4096:
             raise ValueError("IMAGE_MAX_SIDE must be between 36 and 4096 (what Face can detect)")
+        if not 1 <= _int(e, "ORPHAN_SCAN_DAYS") <= 16:
+            raise ValueError("ORPHAN_SCAN_DAYS must be between 1 and 16 (the key space is split at hex digits)")
         for name, limit in _POLICY.limits().items():
             # What is published is what is enforced: a period longer than the policy's would keep data
             # longer than users were told. Shorter is allowed (stricter than published).
@@ -345,6 +351,7 @@ class Settings:
             consent_retention_days=_int(e, "CONSENT_RETENTION_DAYS"),
             upload_max_age_minutes=_int(e, "UPLOAD_MAX_AGE_MINUTES"),
             group_grace_days=_int(e, "GROUP_GRACE_DAYS"),
+            orphan_scan_days=_int(e, "ORPHAN_SCAN_DAYS"),
             training_coalesce_seconds=_float(e, "TRAINING_COALESCE_SECONDS"),
             image_max_side=image_max_side,
             image_max_jpeg_scans=_int(e, "IMAGE_MAX_JPEG_SCANS"),

@@ -40,6 +40,7 @@ from shared.images import DEFAULT_LIMITS, limits_from
 from shared.ports import (
     ANY_ETAG,
     Candidate,
+    Cond,
     DetectedFace,
     FaceRectangle,
     Identification,
@@ -198,9 +199,45 @@ class FakeRecords(_Hooked):
             rows.append({k: v for k, v in row.items() if k in select} if select else row)
         return iter(rows)
 
+    def query(self, table: str, any_of: Sequence[Sequence[Cond]], *,
+              select: list[str] | None = None) -> Iterator[dict[str, Any]]:
+        self._at(f"records.query:{table}")
+        if sum(len(group) for group in any_of) > 15:
+            raise ValueError("a query may make at most 15 comparisons")
+        rows = []
+        for (_p, _r), (e, _) in sorted(self._t(table).items()):
+            row = _loaded(e)
+            if any(all(_compares(row, cond) for cond in group) for group in any_of):
+                rows.append({k: v for k, v in row.items() if k in select} if select else row)
+        return iter(rows)
+
+    def changed(self, table: str, *, since: str | None,
+                select: list[str] | None = None) -> tuple[list[dict[str, Any]], str]:
+        """By the write counter in each ETag (the fake's Timestamp): exact, so nothing comes twice."""
+        self._at(f"records.changed:{table}")
+        after = int(since) if since else 0
+        rows, latest = [], after
+        for (_p, _r), (e, etag) in sorted(self._t(table).items()):
+            written = int(etag.split("'")[1].split("-")[0])
+            if written > after:
+                latest = max(latest, written)
+                row = _loaded(e)
+                rows.append({k: v for k, v in row.items() if k in select} if select else row)
+        return rows, f"{latest:012d}" if latest else (since or "")
+
     # --- for tests -------------------------------------------------------------------------------
     def rows(self, table: str) -> list[dict[str, Any]]:
         return [_loaded(e) for _, (e, _) in sorted(self._t(table).items())]
+
+
+def _compares(row: Mapping[str, Any], cond: Cond) -> bool:
+    """Table storage's comparison: a missing column never matches; strings compare by code point."""
+    value = row.get(cond.column)
+    if value is None:
+        return False
+    value = str(value)
+    return {"eq": value == cond.value, "ne": value != cond.value, "ge": value >= cond.value,
+            "gt": value > cond.value, "lt": value < cond.value}[cond.op]
 
 
 # --- photos --------------------------------------------------------------------------------------

@@ -150,6 +150,9 @@ param uploadMaxAgeMinutes string = '60'
 @description('GROUP_GRACE_DAYS: Days a superseded group is kept after a re-enrollment switch.')
 param groupGraceDays string = '7'
 
+@description('ORPHAN_SCAN_DAYS: purge_timer covers the key space over this many nights, one range a night (1 to 16).')
+param orphanScanDays string = '7'
+
 @description('TRAINING_COALESCE_SECONDS: Enrollments arriving within this window share one training.')
 param trainingCoalesceSeconds string = '5'
 
@@ -490,6 +493,10 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'GROUP_GRACE_DAYS'
           value: groupGraceDays
+        }
+        {
+          name: 'ORPHAN_SCAN_DAYS'
+          value: orphanScanDays
         }
         {
           name: 'TRAINING_COALESCE_SECONDS'

@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Generic, TypeVar
 
 from shared.domain import records as rec
 from shared.errors import RecordConflict, RecordExists, TransientFailure
-from shared.ports import ANY_ETAG, RecordStorePort
+from shared.ports import ANY_ETAG, Cond, RecordStorePort
 
 R = TypeVar("R", bound=rec.Record)
 
@@ -82,6 +82,14 @@ class Layout(Generic[R]):
             if name not in values and entity.get(column) is not None:
                 values[name] = entity[column]
         return self.record(etag=etag, **values)
+
+    def column(self, name: str) -> str:
+        """The column that holds field ``name`` (a key field: PartitionKey or RowKey)."""
+        if name == self.pk:
+            return "PartitionKey"
+        if name == self.rk:
+            return "RowKey"
+        return self._columns[name]
 
     def columns(self, names: list[str]) -> list[str]:
         return ["PartitionKey", "RowKey", *(self._columns[n] for n in names if n in self._columns)]
@@ -198,6 +206,15 @@ class Repository(Generic[R]):
         for e in self._store.range(self.layout.table, pk_from=pk_from, pk_to=pk_to, pk=pk, select=select):
             yield self.layout.from_entity(e)
 
+    def where(self, *any_of: Sequence[tuple[str, str, str]], only: list[str] | None = None) -> Iterator[R]:
+        """The records that match any group of ``(field, op, value)`` comparisons, all of a group at once
+        (filtered by the store: a request returns up to 1,000 matches however many rows it passed over).
+        Key fields compare as keys; a record without the field never matches."""
+        select = self.layout.columns(only) if only is not None else None
+        groups = [[Cond(self.layout.column(name), op, value) for name, op, value in group] for group in any_of]
+        for e in self._store.query(self.layout.table, groups, select=select):
+            yield self.layout.from_entity(e)
+
 
 # --- the tables --------------------------------------------------------------------------------------
 TABLE_USERS, TABLE_UPLOADS, TABLE_UPLOAD_INDEX = "users", "uploads", "uploadindex"
@@ -268,6 +285,18 @@ class LedgerRows:
     def of(self, user_key: str) -> list[StoredLedgerEntry]:
         rows = [self._stored(e) for e in self._store.partition(LEDGER.table, user_key)]
         return sorted(rows, key=lambda r: r.entry.entry_id)
+
+    def changed(self, since: str | None) -> tuple[dict[str, list[StoredLedgerEntry]], str]:
+        """The entries written since the watermark ``since`` (all, when None), by user in ``entry_id``
+        order, and the next watermark: the daily anchor reads what changed, not the whole ledger."""
+        entities, watermark = self._store.changed(LEDGER.table, since=since)
+        out: dict[str, list[StoredLedgerEntry]] = {}
+        for entity in entities:
+            row = self._stored(entity)
+            out.setdefault(row.entry.user_key, []).append(row)
+        for rows in out.values():
+            rows.sort(key=lambda r: r.entry.entry_id)
+        return out, watermark
 
     def by_user(self) -> dict[str, list[StoredLedgerEntry]]:
         """Every user's chain: one scan of the ledger table."""

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from shared.adapters.azure_storage import StorageClients
 from shared.errors import RecordConflict, RecordExists
-from shared.ports import ANY_ETAG
+from shared.ports import ANY_ETAG, QUERY_OPS, Cond
 
 Entity = dict[str, Any]
 MAX_COMPARISONS = 15
+#: ``changed`` reads again this far back before its watermark: Table storage stamps an entity with its
+#: server's clock when the write commits, and the watermark is this host's clock when the last read began.
+CHANGE_OVERLAP = timedelta(minutes=2)
 
 
 def _to_storage(entity: Mapping[str, Any]) -> Entity:
@@ -160,3 +164,39 @@ class TableRecords:
                 else client.list_entities(select=select))
         for r in rows:
             yield _from_storage(r)
+
+    def query(self, table: str, any_of: Sequence[Sequence[Cond]], *,
+              select: list[str] | None = None) -> Iterator[Entity]:
+        """One OData filter, the groups or-ed and each group's comparisons and-ed, values as parameters."""
+        if sum(len(group) for group in any_of) > MAX_COMPARISONS:
+            raise ValueError(f"a query may make at most {MAX_COMPARISONS} comparisons")
+        groups: list[str] = []
+        params: dict[str, str] = {}
+        for group in any_of:
+            parts = []
+            for cond in group:
+                if cond.op not in QUERY_OPS or not cond.column.replace("_", "").isalnum():
+                    raise ValueError(f"not a query comparison: {cond.column} {cond.op}")
+                name = f"q{len(params)}"
+                params[name] = cond.value
+                parts.append(f"{cond.column} {cond.op} @{name}")
+            # The SDK substitutes a parameter only when a space follows it: "( a eq @q0 )", not "(a eq @q0)".
+            groups.append("( " + " and ".join(parts) + " )")
+        if not groups:
+            return
+        for r in self._table(table).query_entities(" or ".join(groups), parameters=params, select=select):
+            yield _from_storage(r)
+
+    def changed(self, table: str, *, since: str | None,
+                select: list[str] | None = None) -> tuple[list[Entity], str]:
+        """By the Timestamp Table storage keeps on every entity. The watermark is this host's clock when the
+        read began: a write that commits later is read next time, and ``CHANGE_OVERLAP`` covers the
+        difference between the two clocks and a write in flight as the read began."""
+        began = datetime.now(timezone.utc)
+        client = self._table(table)
+        if since:
+            start = datetime.fromisoformat(since) - CHANGE_OVERLAP
+            rows = client.query_entities("Timestamp ge @since", parameters={"since": start}, select=select)
+        else:
+            rows = client.list_entities(select=select)
+        return [_from_storage(r) for r in rows], began.isoformat()

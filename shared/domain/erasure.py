@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from shared.domain.enrollment import latest_entry, latest_grant, parse_iso
 from shared.domain.records import ConsentDue, LedgerEntry, SupersededGroup, Upload, UploadDue, User
@@ -146,3 +146,48 @@ def kept_token(blob_name: str) -> str:
 def group_is_due(row: SupersededGroup, *, now: datetime, grace: timedelta) -> bool:
     superseded = parse_iso(row.superseded_at)
     return superseded is not None and superseded + grace <= now
+
+
+# --- the orphan scan, one key range a night -----------------------------------------------------------
+HEX_DIGITS = "0123456789abcdef"
+
+
+def scan_range(day: date, days: int) -> tuple[str | None, str | None]:
+    """Night ``day``'s key range ``[low, high)`` of a scan spread over ``days`` nights (None: open end).
+
+    The key space is cut at two-hex-digit prefixes into ``days`` contiguous ranges of about 256 / days
+    prefixes each, the first open below and the last open above, so every key, hex or not, falls in exactly
+    one of them: a cycle of ``days`` consecutive nights covers each key once. PersonIds (GUIDs), kept
+    tokens (uuid4 hex) and the identity provider's object ids are hex, so the ranges are about even.
+    """
+    if days <= 1:
+        return None, None
+    night = day.toordinal() % days
+    low = None if night == 0 else f"{256 * night // days:02x}"
+    high = None if night == days - 1 else f"{256 * (night + 1) // days:02x}"
+    return low, high
+
+
+def in_range(key: str | None, low: str | None, high: str | None) -> bool:
+    return key is not None and (low is None or key >= low) and (high is None or key < high)
+
+
+def listing_start(low: str | None) -> str | None:
+    """Face lists persons with a personId greater than ``start``: a GUID just below every id from ``low`` on."""
+    if low is None or int(low, 16) == 0:
+        return None
+    return f"{int(low, 16) - 1:02x}ffffff-ffff-ffff-ffff-ffffffffffff"
+
+
+def range_conditions(field: str, low: str | None, high: str | None) -> list[tuple[str, str, str]]:
+    """The comparisons that select ``field`` in ``[low, high)`` (none at all: the whole range)."""
+    return [*([(field, "ge", low)] if low is not None else []), *([(field, "lt", high)] if high is not None else [])]
+
+
+def kept_prefixes(low: str | None, high: str | None) -> list[str]:
+    """The blob-name prefixes (one hex digit each) whose listings hold the kept photos of a range ("": all).
+    Kept tokens are uuid4 hex; a listing may hold names of the neighbouring ranges, which are left to theirs."""
+    if low is None and high is None:
+        return [""]
+    return [d for i, d in enumerate(HEX_DIGITS)
+            if (high is None or d + "0" < high) and (low is None or i == 15 or HEX_DIGITS[i + 1] > low)]

@@ -78,11 +78,16 @@ class ChainHead:
         return {"user": self.user_ref, "entries": self.length, "head": self.head}
 
 
-def anchor_document(heads: Iterable[ChainHead], *, at: str) -> dict[str, object]:
+def anchor_document(heads: Iterable[ChainHead], *, at: str, since: str | None = None) -> dict[str, object]:
+    """``since``: the heads are those of the chains written after it (the daily anchor); without it, of
+    every chain (the first anchor). Verification reads every anchor either way."""
     ordered = sorted(heads, key=lambda h: h.user_ref)
-    return {"version": ANCHOR_VERSION, "at": at, "genesis": GENESIS, "chains": len(ordered),
-            "root": merkle_root([leaf(h.user_ref, h.length, h.head) for h in ordered]),
-            "heads": [h.as_json() for h in ordered]}
+    document: dict[str, object] = {"version": ANCHOR_VERSION, "at": at, "genesis": GENESIS, "chains": len(ordered),
+                                   "root": merkle_root([leaf(h.user_ref, h.length, h.head) for h in ordered]),
+                                   "heads": [h.as_json() for h in ordered]}
+    if since:
+        document["changedSince"] = since
+    return document
 
 
 def anchor_bytes(document: Mapping[str, Any]) -> bytes:

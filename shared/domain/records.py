@@ -202,6 +202,8 @@ class PurgeStats(Record):
     user_rows: int = 0
     ledger_rows: int = 0
     upload_rows: int = 0
+    #: The ledger's watermark at the last anchor written: the next anchor covers the chains written since.
+    anchored_through: str = ""
 
 
 @dataclass(kw_only=True)

@@ -117,28 +117,27 @@ class ConsentLedger:
         log.warning("ledger entry could not be re-linked after concurrent appends")
 
     # --- anchoring ----------------------------------------------------------------------------------
-    def heads(self, *, latest: dict[str, LedgerEntry] | None = None) -> tuple[list[lc.ChainHead], int]:
-        """Every chain's head (a scan of the ledger table: the anchor covers every chain). ``latest``, when
-        given, receives each user's latest entry, so purge reuses this scan instead of another."""
-        by_user = self._repos.ledger_rows.by_user()
-        if latest is not None:
-            latest.update({user: rows[-1].entry for user, rows in by_user.items()})
-        heads = [lc.head_of(self._chain(user, rows)) for user, rows in by_user.items()]
-        return heads, sum(len(r) for r in by_user.values())
-
-    def anchor(self, *, dry_run: bool = False, latest: dict[str, LedgerEntry] | None = None) -> dict[str, object]:
-        """Today's anchor, written once (a second run the same day finds it and writes nothing)."""
+    def anchor(self, *, dry_run: bool = False, since: str | None = None) -> dict[str, object]:
+        """Today's anchor, written once (a second run the same day finds it and writes nothing): the head of
+        every chain written since the watermark ``since``, or of every chain when there is none (the first
+        anchor). A chain that did not change keeps the head an earlier anchor holds, and every anchor is
+        immutable for longer than the ledger's proof period (``ledgerAnchor`` in the retention policy), so
+        each entry stays checkable without reading the whole ledger every day. Returns the watermark for
+        the next anchor (``since`` again when nothing was written)."""
         now = self._clock()
         name = anchor_name(now)
-        heads, entries = self.heads(latest=latest)
-        document = lc.anchor_document(heads, at=iso(now))
+        changed, watermark = self._repos.ledger_rows.changed(since)
+        heads = [lc.head_of(self._chain(user, rows)) for user, rows in changed.items()]
+        document = lc.anchor_document(heads, at=iso(now), since=since)
         written = False
         if not dry_run:
             written = self._anchors.write_anchor(name, lc.anchor_bytes(document))
             if written:
-                self._audit.write("ledger.anchored", actor="purge", anchor=name, chains=len(heads), entries=entries,
-                                  root=str(document["root"]))
-        return {"anchor": name, "written": written, "chains": len(heads), "root": document["root"]}
+                self._audit.write("ledger.anchored", actor="purge", anchor=name, chains=len(heads),
+                                  entries=sum(len(rows) for rows in changed.values()), root=str(document["root"]),
+                                  scope="changed" if since else "all")
+        return {"anchor": name, "written": written, "chains": len(heads), "root": document["root"],
+                "scope": "changed" if since else "all", "watermark": watermark if written else (since or "")}
 
     # --- verifying ----------------------------------------------------------------------------------
     def verify(self, *, actor: str) -> VerifyReport:

@@ -10,21 +10,22 @@ Nine steps, each idempotent and each tolerant of a crash of the one before (the 
    their photo (or stuck processing) lose their blob, their record and their index rows.
 3. Orphans, both directions: persons in the active (and re-enrollment) group that no record knows,
    records whose person is gone (marked failed, with a message the user sees), kept photos without
-   ``storePhotos`` consent. This step is a scan by nature (of the group, the users and the kept
-   photos); it is paged and its cost is reported apart, in ``orphanScan``.
+   ``storePhotos`` consent. A scan by nature, spread over ``ORPHAN_SCAN_DAYS`` nights: each night
+   reads one range of personIds, kept tokens and user keys (shared/domain/erasure.scan_range), with
+   queries the store filters; its cost is reported apart, in ``orphanScan`` and ``orphanScanRange``.
 4. Superseded groups: ``state`` rows ``supersededgroup/<groupId>`` past ``GROUP_GRACE_DAYS``.
 5. Audit rows past the audit retention of the published policy.
 6. Photo replacements whose new faces are trained (nobody polled for them).
-7. The consent ledger's anchor: once a day, a Merkle root over every chain head, written to the
-   WORM container (shared/services/ledger.py). A scan of the ledger table, reported in
-   ``ledgerAnchor``; a second run the same day writes nothing. After the erasures of steps 0-1, so
-   the anchor covers the tombstones they wrote.
+7. The consent ledger's anchor: once a day, a Merkle root over the heads of the chains written since
+   the last anchor (every chain, the first time), written to the WORM container
+   (shared/services/ledger.py). A filtered read of the ledger by Timestamp, reported in
+   ``ledgerAnchor``; a second run the same day writes nothing. After the erasures of steps 0-1, so the
+   anchor covers the tombstones they wrote.
 8. Revoked users still holding data and with no ``erasurespending`` row (a revocation written before
-   that table existed, or whose row was lost): users whose latest ledger entry (from step 7's scan)
-   is a revocation and who still have a user record or an attempt row (from step 3's scans). No read
-   of its own but the pending rows; at most ``REPAIR_LIMIT`` erasures a run (the rest next run), each
-   with the tombstone's request id, so the receipt is the one it promised. Counted in
-   ``repairedErasures`` and ``rowsRead.repairedErasures``.
+   that table existed, or whose row was lost): the ledger's tombstones (a filtered query) against who
+   step 3 found holding a user record or an attempt row tonight; a candidate's chain is read to see that the revocation is its latest entry. At most
+   ``REPAIR_LIMIT`` erasures a run (the rest next run), each with the tombstone's request id, so the
+   receipt is the one it promised. Counted in ``repairedErasures`` and ``rowsRead.repairedErasures``.
 
 Steps 1, 2 and 4 read index rows that are due (plus a few stale ones), never the whole user base:
 ``rowsRead`` per step in the report shows it. Steps 1 and 2 act on a *settled* index row as it is and
@@ -45,7 +46,7 @@ from shared.adapters.retention_policy import RetentionPolicy, load_policy
 from shared.commands import Revoke, RunPurge
 from shared.domain import erasure as plan
 from shared.domain.enrollment import AWAITING, blob_name_for, iso
-from shared.domain.records import LedgerEntry, PurgeStats, Upload, User
+from shared.domain.records import PurgeStats, Upload, User
 from shared.errors import LargePersonGroupNotFound, PersonNotFound
 from shared.ports import FacePort, PhotoStorePort
 from shared.results import PurgeReport
@@ -91,11 +92,12 @@ class PurgeService:
         self._clock = clock
         self._loaded_stats: PurgeStats | None = None
         self._counted: dict[str, int] = {}
-        # Filled by steps 3 and 7 of a run, read by step 8 (None: that step did not complete this run).
+        # Filled by step 3 of a run, read by step 8 (None: that step did not complete this run).
         self._holding: set[str] | None = None
-        self._latest: dict[str, LedgerEntry] | None = None
         self._pending: set[str] | None = None
         self._users: list[User] | None = None  # step 3's scan of the user records, which step 6 reuses
+        self._range: tuple[str | None, str | None] | None = None  # tonight's key range (step 3), for step 8
+        self._stats_changed = False
 
     def run(self, command: RunPurge) -> PurgeReport:
         dry_run, trigger = command.dry_run, command.trigger
@@ -103,7 +105,8 @@ class PurgeService:
         started = time.perf_counter()
         report = PurgeReport(dry_run=dry_run, trigger=trigger, started_at=iso(now))
         self._loaded_stats, self._counted = None, {}
-        self._holding, self._latest, self._pending, self._users = None, None, None, None
+        self._holding, self._pending, self._users, self._range = None, None, None, None
+        self._stats_changed = False
         steps: list[tuple[str, Callable[[PurgeReport, bool, datetime], None]]] = [
             ("repairedErasures", self._repair_erasures),
             ("expiredConsents", self._expired_consents), ("staleUploads", self._stale_uploads),
@@ -177,7 +180,8 @@ class PurgeService:
         orphan step's scan of the user records (a scan of its own only if that step failed this run)."""
         if self._finish_replacement is None:
             return
-        users = self._users if self._users is not None else self._repos.users.range(only=["replace_session"])
+        users = self._users if self._users is not None else self._repos.users.where(
+            [("replace_session", "gt", "")], only=["replace_session"])
         for user in users:
             if not user.replace_session:
                 continue
@@ -197,25 +201,32 @@ class PurgeService:
 
     # --- 7. the ledger's daily anchor ------------------------------------------------------------
     def _ledger_anchor(self, report: PurgeReport, dry_run: bool, now: datetime) -> None:
-        latest: dict[str, LedgerEntry] = {}
-        report.ledger_anchor = self._ledger.anchor(dry_run=dry_run, latest=latest)
-        self._latest = latest
+        """The chains written since the last anchor (its watermark is kept with the purge's stats)."""
+        stats = self._stats
+        report.ledger_anchor = self._ledger.anchor(dry_run=dry_run, since=stats.anchored_through or None)
+        watermark = str(report.ledger_anchor.get("watermark") or "")
+        if report.ledger_anchor.get("written") and watermark != stats.anchored_through:
+            stats.anchored_through = watermark
+            self._stats_changed = True
 
     # --- 8. revocations with data left and no pending row ---------------------------------------------
     def _revoked_not_erased(self, report: PurgeReport, dry_run: bool, now: datetime) -> None:
         """Erasures step 0 cannot see: the revocation has no ``erasurespending`` row (it was written
         before that table existed, or the row was lost), yet the user still has a record or an attempt.
-        Found from the scans steps 3 and 7 made; re-run with the tombstone's request id."""
-        if self._holding is None or self._latest is None:
-            return  # a step it relies on failed this run; the next run retries
-        latest = self._latest
-        candidates = sorted(u for u in self._holding if u in latest and latest[u].kind == "revocation")
-        if not candidates:
-            return
-        pending = {row.user_key for row in self._repos.pending_erasures.partition()}
-        report.rows_read["repairedErasures"] += len(pending)
-        for user_key in [u for u in candidates if u not in pending][:REPAIR_LIMIT]:
-            tombstone = latest[user_key]
+        Among who step 3 found holding data tonight (over a cycle of nights, everyone who does): the users
+        with a tombstone in the ledger (a query the store filters: it returns the revocations, not the
+        ledger) whose latest entry is that revocation; re-run with the tombstone's request id."""
+        if self._holding is None:
+            return  # the step it relies on failed this run; the next cycle retries
+        revoked = {entry.user_key for entry in self._repos.ledger.where([("kind", "eq", "revocation")], only=["kind"])}
+        candidates = sorted(revoked & self._holding - self._erasing())
+        report.rows_read["repairedErasures"] += len(revoked)
+        for user_key in candidates[:REPAIR_LIMIT]:
+            chain = self._repos.ledger_rows.of(user_key)  # a reconsented user holds data rightly
+            report.rows_read["repairedErasures"] += len(chain)
+            tombstone = chain[-1].entry if chain else None
+            if tombstone is None or tombstone.kind != "revocation":
+                continue
             request_id = tombstone.request_id or ""
             if not request_id:
                 self._error(report, "revokedNotErased", ValueError("revocation entry without a request id"))
@@ -363,7 +374,7 @@ class PurgeService:
     def _save_stats(self) -> None:
         """Table sizes seen by this run, for the next run's choice of plan (one write)."""
         stats = self._stats
-        changed = False
+        changed = self._stats_changed
         for table, count in self._counted.items():
             name = {self._repos.users.table: "user_rows", self._repos.ledger.table: "ledger_rows",
                     self._repos.uploads.table: "upload_rows"}.get(table)
@@ -394,64 +405,80 @@ class PurgeService:
         return groups
 
     def _orphans(self, report: PurgeReport, dry_run: bool, now: datetime) -> None:
+        """Tonight's key range (``ORPHAN_SCAN_DAYS`` ranges, one a night: shared/domain/erasure.scan_range)
+        of three scans by nature, each filtered by its store, so a night reads about 1/N of them:
+
+        - persons in the range of personIds, listed from Face, against the records that name one of them;
+        - kept photos in the range of kept tokens, against the records that hold those tokens;
+        - who holds data (the records read, and the attempt rows in the range of user keys), for step 8.
+
+        One filtered query of the user records answers all three, and also finds the replacements of step 6.
+        """
         scan = report.orphan_scan
+        low, high = plan.scan_range(now.date(), self._settings.orphan_scan_days)
+        self._range = (low, high)
+        report.orphan_scan_range = {"from": low or "", "to": high or "", "nights": self._settings.orphan_scan_days}
         # Listings first, records second: a person or kept photo is always recorded (its attempt id,
         # its user's keptToken) before it is created, so what the listing saw the records know.
         listed: dict[str, dict[str, str | None]] = {}
         for group_id in self._groups():
             persons: dict[str, str | None] = {}
-            start: str | None = None
+            start = plan.listing_start(low)
             try:
                 while True:
                     page = self._face.list_persons(group_id, start=start, top=PERSON_PAGE)
                     scan["facePages"] += 1
                     scan["facePersonsListed"] += len(page)
-                    persons.update({p.person_id: p.user_data for p in page})
-                    if len(page) < PERSON_PAGE:
+                    persons.update({p.person_id: p.user_data for p in page if plan.in_range(p.person_id, low, high)})
+                    if len(page) < PERSON_PAGE or not plan.in_range(page[-1].person_id, None, high):
                         break
                     start = page[-1].person_id
             except LargePersonGroupNotFound:
                 continue
             listed[group_id] = persons
             scan["groups"] += 1
-        kept = self._photos.list_kept("")
+        kept = [name for prefix in plan.kept_prefixes(low, high) for name in self._photos.list_kept(prefix)]
         scan["keptBlobsListed"] += len(kept)
-        users = list(self._repos.users.range(only=USER_FIELDS))
+        if low is None and high is None:
+            users = list(self._repos.users.range(only=USER_FIELDS))
+            self._counted[self._repos.users.table] = len(users)
+        else:
+            users = list(self._repos.users.where(
+                plan.range_conditions("person_id", low, high), plan.range_conditions("new_person_id", low, high),
+                plan.range_conditions("kept_token", low, high), [("replace_session", "gt", "")], only=USER_FIELDS))
         self._users = users
         scan["userRowsRead"] += len(users)
-        self._counted[self._repos.users.table] = len(users)
         known, in_flight = plan.known_persons(users)
-        # A person no record names is an orphan (attempts in flight are named on the user record), and
-        # the attempt rows that track it go once it is deleted: by personId, or by the attempt id it
-        # carries as userData when a crash kept the personId from being recorded.
-        tracked: dict[str, list[tuple[str, str]]] = {}
-        holding = {u.user_key for u in users}
-        for attempt in self._repos.attempts.range():
-            holding.add(attempt.user_key)
-            for key in (attempt.attempt_id, attempt.person_id):
-                if key:
-                    tracked.setdefault(key, []).append((attempt.user_key, attempt.attempt_id))
-        self._holding = holding  # step 8: who still has a record or an attempt row
-        # Persons no record knows (including abandoned creation attempts).
-        for group_id, persons in listed.items():
-            for person_id, user_data in persons.items():
-                if not plan.is_orphan_person(person_id, user_data, persons=known, in_flight=in_flight):
-                    continue
-                report.orphan_persons += 1
-                if not dry_run:
-                    try:
-                        try:
-                            self._face.delete_person(group_id, person_id)
-                        except PersonNotFound:
-                            pass
-                        for user_key, attempt_id in {*tracked.get(person_id, []), *tracked.get(user_data or "", [])}:
-                            self._repos.attempts.delete(user_key, attempt_id)
-                    except Exception as exc:
-                        self._error(report, "orphans", exc)
+        attempts = list(self._repos.attempts.range(pk_from=low, pk_to=high))
+        scan["attemptRowsRead"] += len(attempts)
+        # Step 8: who still has a record (every record has a kept token: each is read on its token's
+        # night) or an attempt row (read on its user key's night).
+        self._holding = {u.user_key for u in users} | {a.user_key for a in attempts}
+        # A person no record names is an orphan (attempts in flight are named on the user record).
+        candidates = [(g, p, d) for g, persons in listed.items() for p, d in persons.items()
+                      if plan.is_orphan_person(p, d, persons=known, in_flight=in_flight)]
+        confirmed = self._not_named(candidates, scan)
+        for group_id, person_id, user_data in confirmed:
+            report.orphan_persons += 1
+            if dry_run:
+                continue
+            try:
+                try:
+                    self._face.delete_person(group_id, person_id)
+                except PersonNotFound:
+                    pass
+                # The attempt rows that track it go once it is deleted: by personId, or by the attempt id
+                # it carries as userData when a crash kept the personId from being recorded.
+                for attempt in self._repos.attempts.where([("person_id", "eq", person_id)],
+                                                          *([[("attempt_id", "eq", user_data)]] if user_data else [])):
+                    self._repos.attempts.delete(attempt.user_key, attempt.attempt_id)
+            except Exception as exc:
+                self._error(report, "orphans", exc)
         # Records whose person is gone: checked one by one only when the listing did not show it.
         for user in users:
             recorded, in_group = user.person_id, user.group_id
-            if not recorded or not in_group or recorded in listed.get(in_group, {}):
+            if not recorded or not in_group or not plan.in_range(recorded, low, high) or \
+                    recorded in listed.get(in_group, {}):
                 continue
             scan["personChecks"] += 1
             try:
@@ -471,12 +498,33 @@ class PurgeService:
             owner = by_token.get(plan.kept_token(name))
             if owner is not None and owner.store_photos:
                 continue
+            if owner is None and not plan.in_range(plan.kept_token(name), low, high):
+                continue  # a name outside tonight's range (its prefix is, its token is not): another night's
             report.orphan_kept_photos += 1
             if not dry_run:
                 try:
                     self._photos.delete_kept(name)
                 except Exception as exc:
                     self._error(report, "orphans", exc)
+
+    def _not_named(self, candidates: list[tuple[str, str, str | None]],
+                   scan: dict[str, int]) -> list[tuple[str, str, str | None]]:
+        """The candidates no user record names, asked again of the store, three to a query: a record read
+        once answers either way (a person's attempt id in flight, then its personId; or a re-enrollment
+        moving it between the two slots), whatever changed since the range's query."""
+        orphans = []
+        for start in range(0, len(candidates), 3):
+            chunk = candidates[start:start + 3]
+            groups: list[list[tuple[str, str, str]]] = []
+            for _group, person_id, user_data in chunk:
+                groups += [[("person_id", "eq", person_id)], [("new_person_id", "eq", person_id)]]
+                if user_data:
+                    groups += [[("person_attempt", "eq", user_data)], [("new_person_attempt", "eq", user_data)]]
+            named = list(self._repos.users.where(*groups, only=USER_FIELDS))
+            scan["userRowsRead"] += len(named)
+            known, in_flight = plan.known_persons(named)
+            orphans += [c for c in chunk if plan.is_orphan_person(c[1], c[2], persons=known, in_flight=in_flight)]
+        return orphans
 
     def _mark_failed(self, user_key: str, person_id: str) -> None:
         group_id = [""]

@@ -148,3 +148,36 @@ def test_a_repository_mutate_creates_once_and_then_updates(record_store: RecordS
     repos.counters.get = original_get  # type: ignore[method-assign]
     assert repos.counters.get(rk="c").count == 1  # type: ignore[union-attr]
     assert repos.counters.mutate(bump, rk="missing") is None  # without create: nothing to change
+
+
+def test_a_query_ors_groups_of_anded_comparisons_and_a_missing_column_never_matches(record_store: RecordStorePort) -> None:
+    from shared.ports import Cond
+
+    rows = [("u1", {"personId": "3a", "keptToken": "e1"}), ("u2", {"personId": "9f", "replaceSession": "s"}),
+            ("u3", {"keptToken": "40"}), ("u4", {"personId": "40", "replaceSession": ""}), ("v5", {})]
+    for pk, columns in rows:
+        record_store.insert("users", {"PartitionKey": pk, "RowKey": "user", **columns})
+    found = record_store.query("users", [[Cond("personId", "ge", "3"), Cond("personId", "lt", "4")],
+                                         [Cond("keptToken", "ge", "4"), Cond("keptToken", "lt", "5")],
+                                         [Cond("replaceSession", "gt", "")],
+                                         [Cond("PartitionKey", "ge", "v")]], select=["PartitionKey", "personId"])
+    assert sorted(r["PartitionKey"] for r in found) == ["u1", "u2", "u3", "v5"]
+    assert [r["PartitionKey"] for r in record_store.query("users", [[Cond("personId", "ne", "9f")]])] == ["u1", "u4"]
+    assert list(record_store.query("users", [[Cond("RowKey", "eq", "nope")]])) == []
+    with pytest.raises(ValueError):
+        list(record_store.query("users", [[Cond("personId", "eq", str(i))] for i in range(16)]))
+
+
+def test_changed_returns_every_row_written_after_its_watermark(record_store: RecordStorePort) -> None:
+    record_store.insert("ledger", {"PartitionKey": "a", "RowKey": "1"})
+    first, mark = record_store.changed("ledger", since=None)
+    assert [r["PartitionKey"] for r in first] == ["a"] and mark
+    found = record_store.get("ledger", "a", "1")
+    assert found is not None
+    record_store.insert("ledger", {"PartitionKey": "b", "RowKey": "1"})
+    record_store.update("ledger", {"PartitionKey": "a", "RowKey": "1", "n": 2}, etag=found[1])
+    again, later = record_store.changed("ledger", since=mark)
+    assert {r["PartitionKey"] for r in again} >= {"a", "b"}  # a replaced row is a change too
+    assert later >= mark
+    _, after_nothing = record_store.changed("ledger", since=later)
+    assert after_nothing >= later  # never back

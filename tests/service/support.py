@@ -172,8 +172,11 @@ class Stack:
 
 
 def make_stack(**env: str) -> Stack:
+    # ORPHAN_SCAN_DAYS=1: one purge covers every key, as the tests of what it finds expect; the nightly
+    # ranges of the default (7) are tested in test_purge_ranges.py.
     settings = Settings.from_env({"TRAINING_COALESCE_SECONDS": "0", "TABLE_PREFIX": "svc",
-                                  "FACE_RECOGNITION_MODELS": "recognition_04,recognition_05", **env})
+                                  "FACE_RECOGNITION_MODELS": "recognition_04,recognition_05", "ORPHAN_SCAN_DAYS": "1",
+                                  **env})
     clock = ManualClock()
     records, photos, face, publisher, anchors = FakeRecords(), FakePhotos(), FakeFace(), FakePublisher(), FakeAnchors()
     events = FakeEvents()
