@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     verify = sub.add_parser("verify", help="recompute the chains against the anchors")
     verify.add_argument("--host", help="call this host's POST /api/admin/ledger/verify instead of running in-process")
-    sub.add_parser("anchor", help="write today's anchor now")
+    sub.add_parser("anchor", help="write today's anchor now, over every chain (purge_timer's covers what changed)")
     args = parser.parse_args(argv)
     if args.command == "anchor":
         print(json.dumps(_services().ledger.anchor(), indent=2))

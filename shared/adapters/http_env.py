@@ -3,7 +3,7 @@
 requests, and the Azure SDK transport built on it, look up proxies, ``NO_PROXY``, a CA bundle and
 ``~/.netrc`` for *every* request while ``trust_env`` is on: they walk ``os.environ`` and stat files,
 holding the GIL. Profiled in the re-enrollment host at R = 50 (py-spy, GIL samples), those lookups
-took a fifth of the process's CPU (docs/performance.md §2). So the environment is read once, when a
+took 13 % of the process's CPU (docs/performance.md §2). So the environment is read once, when a
 client is built:
 
 - a proxy setting or a netrc file: the per-request lookups stay on, and requests behaves as it defines
