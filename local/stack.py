@@ -115,8 +115,7 @@ class Stack:
         compete for the same messages, as the instances of a scaled-out app do); returns its URL."""
         n = sum(1 for c in self.children if c.name.startswith("host")) + 1
         port = free_port()
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-               "PYTHONUNBUFFERED": "1", **self.env}
+        env = {**_child_env(), **self.env}
         child = _spawn(f"host-{n}", [sys.executable, "-m", "local.host", "--app", "function_app", "--port", str(port),
                                      "--functions", ",".join(functions), "--no-timers", "--no-blob-watcher"],
                        env=env, log_dir=self.log_dir, cwd=ROOT)
@@ -157,6 +156,14 @@ def _short(path: Path) -> str:
         return str(path.resolve().relative_to(ROOT))
     except ValueError:
         return str(path)
+
+
+def _child_env() -> dict[str, str]:
+    """The environment of every process the stack starts: this one's, with the repository importable."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
 
 
 def _spawn(name: str, args: list[str], *, env: Mapping[str, str], log_dir: Path, cwd: Path) -> Child:
@@ -243,9 +250,7 @@ def start_stack(*, azurite_ports: tuple[int, int, int] | None = None, face_port:
                   "EVENTS_SCHEDULE": "*/5 * * * * *"}
     app_env = stack_app_env(blob=blob, queue=queue, table=table, face_port=face_port,
                             extra_env={**events_env, **(extra_env or {})})
-    base_env = dict(os.environ)
-    base_env["PYTHONPATH"] = os.pathsep.join([str(ROOT), base_env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    base_env["PYTHONUNBUFFERED"] = "1"
+    base_env = _child_env()
     workdir = Path(tempfile.mkdtemp(prefix="azurite-"))  # Azurite's cwd (it keeps nothing: in memory)
     stack = Stack((blob, queue, table), face_port, host_port, app_env, log_dir, face_data_dir, events_port=events_port,
                   _workdir=workdir)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Generic, TypeVar
@@ -290,18 +290,15 @@ class LedgerRows:
         """The entries written since the watermark ``since`` (all, when None), by user in ``entry_id``
         order, and the next watermark: the daily anchor reads what changed, not the whole ledger."""
         entities, watermark = self._store.changed(LEDGER.table, since=since)
-        out: dict[str, list[StoredLedgerEntry]] = {}
-        for entity in entities:
-            row = self._stored(entity)
-            out.setdefault(row.entry.user_key, []).append(row)
-        for rows in out.values():
-            rows.sort(key=lambda r: r.entry.entry_id)
-        return out, watermark
+        return self._by_user(entities), watermark
 
     def by_user(self) -> dict[str, list[StoredLedgerEntry]]:
         """Every user's chain: one scan of the ledger table."""
+        return self._by_user(self._store.range(LEDGER.table))
+
+    def _by_user(self, entities: Iterable[Mapping[str, Any]]) -> dict[str, list[StoredLedgerEntry]]:
         out: dict[str, list[StoredLedgerEntry]] = {}
-        for entity in self._store.range(LEDGER.table):
+        for entity in entities:
             row = self._stored(entity)
             out.setdefault(row.entry.user_key, []).append(row)
         for rows in out.values():

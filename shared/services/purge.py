@@ -23,8 +23,8 @@ Nine steps, each idempotent and each tolerant of a crash of the one before (the 
    anchor covers the tombstones they wrote.
 8. Revoked users still holding data and with no ``erasurespending`` row (a revocation written before
    that table existed, or whose row was lost): the ledger's tombstones (a filtered query) against who
-   step 3 found holding a user record or an attempt row tonight; a candidate's chain is read to see that the revocation is its latest entry. At most
-   ``REPAIR_LIMIT`` erasures a run (the rest next run), each with the tombstone's request id, so the
+   step 3 found holding a user record or an attempt row tonight; a candidate's chain is read to see
+   that the revocation is its latest entry. At most ``REPAIR_LIMIT`` erasures a run (the rest next run), each with the tombstone's request id, so the
    receipt is the one it promised. Counted in ``repairedErasures`` and ``rowsRead.repairedErasures``.
 
 Steps 1, 2 and 4 read index rows that are due (plus a few stale ones), never the whole user base:
@@ -96,7 +96,6 @@ class PurgeService:
         self._holding: set[str] | None = None
         self._pending: set[str] | None = None
         self._users: list[User] | None = None  # step 3's scan of the user records, which step 6 reuses
-        self._range: tuple[str | None, str | None] | None = None  # tonight's key range (step 3), for step 8
         self._stats_changed = False
 
     def run(self, command: RunPurge) -> PurgeReport:
@@ -105,7 +104,7 @@ class PurgeService:
         started = time.perf_counter()
         report = PurgeReport(dry_run=dry_run, trigger=trigger, started_at=iso(now))
         self._loaded_stats, self._counted = None, {}
-        self._holding, self._pending, self._users, self._range = None, None, None, None
+        self._holding, self._pending, self._users = None, None, None
         self._stats_changed = False
         steps: list[tuple[str, Callable[[PurgeReport, bool, datetime], None]]] = [
             ("repairedErasures", self._repair_erasures),
@@ -412,11 +411,11 @@ class PurgeService:
         - kept photos in the range of kept tokens, against the records that hold those tokens;
         - who holds data (the records read, and the attempt rows in the range of user keys), for step 8.
 
-        One filtered query of the user records answers all three, and also finds the replacements of step 6.
+        One filtered query of the user records serves the first two and step 8, and also finds the
+        replacements of step 6; the attempt rows are read by their key range.
         """
         scan = report.orphan_scan
         low, high = plan.scan_range(now.date(), self._settings.orphan_scan_days)
-        self._range = (low, high)
         report.orphan_scan_range = {"from": low or "", "to": high or "", "nights": self._settings.orphan_scan_days}
         # Listings first, records second: a person or kept photo is always recorded (its attempt id,
         # its user's keptToken) before it is created, so what the listing saw the records know.
